@@ -1,0 +1,42 @@
+# gsbench: `make run` and `make test` set everything up on a fresh machine, then do their job.
+# A torch already importable in the Python you use (e.g. your CUDA build) is kept: the venv sees the
+# system site-packages, and torch==$(TORCH_VERSION) is installed only when no torch imports.
+
+PYTHON        ?= python3
+VENV          ?= .venv
+PY            := $(VENV)/bin/python
+TORCH_VERSION ?= 2.13.0
+STAMP         := $(VENV)/.gsbench-installed
+RUN_ARGS      ?= dataset=samples gaussians=2000 train.iterations=1000 log_every=250
+PYTEST_ARGS   ?=
+
+.PHONY: help setup run test test-fast lint bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv --system-site-packages $(VENV)
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "torch==$(TORCH_VERSION)"
+	$(PY) -m pip install -e ".[dev,launchers]"
+	@touch $@
+
+setup: $(STAMP)  ## create .venv and install gsbench with its dependencies
+
+run: $(STAMP)  ## fit GaussianImage on the bundled sample photos and print the results table
+	$(PY) -m gsbench $(RUN_ARGS)
+
+test: $(STAMP)  ## run the test suite (CPU; slow tests included; about 5 minutes)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: $(STAMP)  ## the tests not marked slow
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)  ## ruff
+	$(PY) -m ruff check src tests benchmarks kernels
+
+bench: $(STAMP)  ## CPU timing of one training step (768x512, 10k Gaussians)
+	$(PY) benchmarks/train_step.py
+
+clean:  ## remove outputs and caches (keeps .venv)
+	rm -rf outputs multirun .pytest_cache .ruff_cache

@@ -1,0 +1,83 @@
+"""``python -m gsbench [GROUP=OPTION ...] [KEY=VALUE ...]``: the Hydra command line (see ``--help``)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from .config import CONFIG_DIR, check_overrides, register_resolvers
+from .errors import UserError
+from .registry import UnknownNameError
+
+log = logging.getLogger("gsbench")
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from .data import DatasetError
+
+    return (UserError, DatasetError, UnknownNameError)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    from .runner import run_job
+
+    hc = HydraConfig.get()
+    output_dir = Path(hc.runtime.output_dir)
+    try:
+        result = run_job(cfg, output_dir)
+    except _user_errors() as exc:
+        print(f"gsbench: error: {exc}", file=sys.stderr)
+        if hc.mode == RunMode.RUN:
+            sys.exit(2)
+        log.error("job failed: %s", exc)  # a sweep goes on with its other jobs
+        return None
+    csv = output_dir / "results.csv"
+    result.table.to_csv(csv, index=False)
+    with_cols = [
+        c
+        for c in (
+            "image",
+            "status",
+            "num_gaussians",
+            "psnr",
+            "psnr_8bit",
+            "ms_ssim",
+            "lpips",
+            "flip",
+            "fit_seconds",
+            "render_fps",
+        )
+        if c in result.table.columns
+    ]
+    print(result.table[with_cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"records: {result.records_dir}\ntable:   {csv}")
+    if result.skipped:
+        print(f"skipped (already done): {len(result.skipped)}")
+    if result.failed:
+        print(f"FAILED: {', '.join(result.failed)} (reasons in their records and the log)", file=sys.stderr)
+    ok = result.table[result.table["status"] == "ok"]
+    return float(ok["psnr"].mean()) if len(ok) else None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: check group names (one-line errors), then hand over to Hydra."""
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    register_resolvers()
+    try:
+        check_overrides(sys.argv[1:])
+    except UserError as exc:
+        print(f"gsbench: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""Run one job: every image of a dataset through one method at one budget, one record per image."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ..data import ImageError, ImageItem, load_image, resolve_dataset
+from ..errors import UserError
+from ..gaussians.render import RenderOptions, resolve_backend
+from ..methods import FitContext, get_method
+from ..metrics import compute_metrics_with_notes
+from .provenance import config_hash, device_info, git_commit, versions
+from .records import RECORD_VERSION, read_record, record_dir, should_skip, summary_table, write_json_atomic
+from .timing import time_render, timed
+
+log = logging.getLogger("gsbench")
+
+
+@dataclass
+class JobResult:
+    """What a finished job leaves: its records folder, the summary table, and the failed images."""
+
+    records_dir: Path
+    table: Any  # pandas.DataFrame
+    failed: list[str]
+    skipped: list[str]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(
+            "device=cuda was asked for but torch sees no CUDA device; use device=cpu or device=auto"
+        )
+    if name != "cpu" and not name.startswith("cuda"):
+        raise UserError(f"unknown device {name!r}; valid: auto, cpu, cuda")
+    return torch.device(name)
+
+
+def run_job(cfg: DictConfig, output_dir: Path) -> JobResult:
+    """Fit, render and score every selected image; records go under ``output_dir``.
+
+    An image that fails (bad file, diverging fit, out of memory, ...) gets a ``failed`` record with the
+    reason and the job goes on; images whose ``ok`` record exists are skipped (resume).
+    """
+    device = resolve_device(str(cfg.device))
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain.pop("hydra", None)
+    chash = config_hash(plain)
+    budget, seed = int(cfg.gaussians), int(cfg.seed)
+    items = resolve_dataset(cfg.dataset, cfg.paths.data_dir)
+    rdir = record_dir(output_dir, cfg.method.name, cfg.dataset.name, budget, seed, chash)
+    method = get_method(cfg.method.name, cfg.method, cfg.train)
+    options = RenderOptions.from_config(cfg.render)
+    backend = resolve_backend(options.backend, device)
+    common = {
+        "record_version": RECORD_VERSION,
+        "method": cfg.method.name,
+        "dataset": cfg.dataset.name,
+        "budget": budget,
+        "seed": seed,
+        "task": cfg.task.name,
+        "config_hash": chash,
+        "config": plain,
+        "device": device_info(device),
+        "render_backend": backend,
+        "versions": versions(),
+        "git": git_commit(),
+    }
+    log.info(
+        "job: %s on %s (%d images), %d Gaussians, seed %d, %s/%s -> %s",
+        cfg.method.name,
+        cfg.dataset.name,
+        len(items),
+        budget,
+        seed,
+        device,
+        backend,
+        rdir,
+    )
+    failed, skipped = [], []
+    bar = tqdm(items, desc=f"{cfg.method.name}/{cfg.dataset.name}", unit="img", disable=not cfg.progress)
+    for item in bar:
+        path = rdir / f"{item.name}.json"
+        if should_skip(path, bool(cfg.resume), bool(cfg.retry_failed)):
+            skipped.append(item.name)
+            log.info("%s: record exists, skipped (resume)", item.name)
+            continue
+        bar.set_postfix(image=item.name)
+        record = dict(common, image=item.name, source=str(item.path))
+        try:
+            record.update(_run_image(cfg, method, item, device, options, rdir))
+            record["status"] = "ok"
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # one image failing must not stop the others
+            record.update(_failure(exc))
+            failed.append(item.name)
+            log.error("%s FAILED: %s", item.name, record["error"])
+        write_json_atomic(path, record)
+    table = summary_table(list(_records(rdir, items)))
+    return JobResult(rdir, table, failed, skipped)
+
+
+def _run_image(cfg, method, item: ImageItem, device, options: RenderOptions, rdir: Path) -> dict[str, Any]:
+    image, notes = load_image(item.path)
+    image = image.to(device)
+    ctx = FitContext(
+        device=device,
+        seed=int(cfg.seed),
+        render=options,
+        log_every=int(cfg.log_every),
+        progress=bool(cfg.progress),
+        label=item.name,
+    )
+    torch.manual_seed(int(cfg.seed))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    with timed(device) as fit_clock:
+        fitted = method.fit(image, int(cfg.gaussians), ctx)
+    with torch.no_grad():
+        recon = fitted.render()
+    timing = time_render(fitted.render, device, int(cfg.task.fps_warmup), int(cfg.task.fps_repeats))
+    metrics, metric_notes = compute_metrics_with_notes(
+        image, recon, list(cfg.metrics.names), lpips_weights=cfg.metrics.lpips_weights
+    )
+    out: dict[str, Any] = {
+        "height": int(image.shape[1]),
+        "width": int(image.shape[2]),
+        "num_gaussians": fitted.num_gaussians,
+        "num_params": fitted.num_params,
+        "fit_seconds": fit_clock["seconds"],
+        "render": timing,
+        "metrics": metrics,
+        "notes": [*notes, *metric_notes],
+        "method_info": fitted.info(),
+        "finished_at": time.time(),
+    }
+    if device.type == "cuda":
+        out["peak_memory_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    if cfg.save_reconstructions:
+        png = rdir / f"{item.name}.png"
+        rdir.mkdir(parents=True, exist_ok=True)
+        arr = (recon.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+        Image.fromarray(arr).save(png)
+        out["reconstruction"] = png.name
+    return out
+
+
+def _failure(exc: BaseException) -> dict[str, Any]:
+    reason = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, torch.OutOfMemoryError):
+        reason += " (out of memory: lower gaussians or render.chunk_pixels, or use a larger device)"
+    return {
+        "status": "failed",
+        "error": reason,
+        "error_type": type(exc).__name__,
+        "traceback": traceback.format_exc(limit=8),
+        "expected": isinstance(exc, ImageError),
+    }
+
+
+def _records(rdir: Path, items: list[ImageItem]):
+    for item in items:
+        rec = read_record(rdir / f"{item.name}.json")
+        if rec is not None:
+            yield rec
