@@ -7,7 +7,7 @@ VENV          ?= .venv
 PY            := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 STAMP         := $(VENV)/.gsbench-installed
-RUN_ARGS      ?= dataset=samples gaussians=2000 train.iterations=1000 log_every=250
+RUN_ARGS      ?= preset=quick
 PYTEST_ARGS   ?=
 
 .PHONY: help setup run test test-fast lint bench clean

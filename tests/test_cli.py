@@ -161,3 +161,35 @@ def test_kodak_acceptance_command(kodak_dir, tmp_path):
     assert rec["image"] == "kodim01" and rec["status"] == "ok"
     for key in ("psnr", "ms_ssim", "lpips", "flip"):
         assert rec["metrics"][key] is not None, key
+
+
+def test_multirun_sweep_one_folder_per_job_and_resume(tmp_path):
+    folder = make_folder(tmp_path, n=1)
+    sweep = tmp_path / "sweep"
+    args = [
+        "-m",
+        "dataset=folder",
+        f"dataset.path={folder}",
+        *TINY,
+        "gaussians=30,40",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    res = gsbench(*args)
+    assert res.returncode == 0, res.stderr
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name.startswith("gi_"))
+    assert jobs == ["gi_folder_g30_s1_0", "gi_folder_g40_s1_1"]
+    recs = [json.loads(p.read_text()) for p in sweep.rglob("records/**/*.json")]
+    assert sorted(r["num_gaussians"] for r in recs) == [30, 40]
+    again = gsbench(*args)
+    assert again.returncode == 0 and again.stdout.count("skipped (already done): 1") == 2
+
+
+def test_wandb_logger_offline(tmp_path):
+    pytest.importorskip("wandb")
+    folder = make_folder(tmp_path, n=1)
+    out = tmp_path / "out"
+    res = gsbench("dataset=folder", f"dataset.path={folder}", *TINY, "logger=wandb", f"hydra.run.dir={out}")
+    assert res.returncode == 0, res.stderr
+    assert list((out / "wandb").glob("offline-run-*")), (
+        "an offline W&B run should be written in the job folder"
+    )

@@ -13,7 +13,7 @@ from .errors import UserError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO_ROOT / "configs"
 # Groups a user picks with GROUP=OPTION; hydra/launcher is Hydra's (its options come from plugins too).
-CHECKED_GROUPS = ("method", "dataset", "task", "render", "metrics", "logger", "paths")
+CHECKED_GROUPS = ("method", "dataset", "task", "render", "metrics", "logger", "paths", "preset")
 _OVERRIDE = re.compile(r"^[+~]*(?P<group>[a-z_/]+)=(?P<value>.*)$")
 
 

@@ -91,24 +91,34 @@ def bin_gaussians(
 
 
 def _chunk_weights(means, conic, radius, bins, lo, hi, height, width, cutoff):
-    """Weights and offsets for intersections ``lo:hi``: each ``[n, T, T]``, plus flat pixel indices."""
+    """Weights of intersections ``lo:hi`` on their tiles.
+
+    Offsets are kept separable (``dx [n, 1, T]``, ``dy [n, T, 1]``) so that only the few ops that
+    need it run at full ``[n, T, T]`` size: the torch backend is bound by elementwise passes on a CPU.
+
+    Returns:
+        gid ``[n]``, tile row index ``[n]`` into the padded tile grid, w ``[n, T, T]``, dx, dy, conic terms.
+    """
     T = bins.tile_size
     gid = bins.gid[lo:hi]
     ar = torch.arange(T, device=means.device)
-    px = bins.tile_x[lo:hi, None, None] * T + ar[None, None, :]
-    py = bins.tile_y[lo:hi, None, None] * T + ar[None, :, None]
-    dx = px.to(means.dtype) - means[gid, 0][:, None, None]
-    dy = py.to(means.dtype) - means[gid, 1][:, None, None]
-    a, b, c = (conic[gid, i][:, None, None] for i in range(3))
-    sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
+    px = bins.tile_x[lo:hi, None] * T + ar  # [n, T]
+    py = bins.tile_y[lo:hi, None] * T + ar
+    mean = means[gid]
+    dx = (px.to(means.dtype) - mean[:, 0:1])[:, None, :]  # [n, 1, T]
+    dy = (py.to(means.dtype) - mean[:, 1:2])[:, :, None]  # [n, T, 1]
+    k = conic[gid]
+    a, b, c = k[:, 0, None, None], k[:, 1, None, None], k[:, 2, None, None]
+    sigma = (0.5 * a * dx * dx + 0.5 * c * dy * dy) + (b * dx) * dy
     r = radius[gid][:, None, None]
-    mask = (dx.abs() <= r) & (dy.abs() <= r) & (px < width) & (py < height) & (sigma >= 0)
+    inside = ((dx.abs() <= r) & (px[:, None, :] < width)) & ((dy.abs() <= r) & (py[:, :, None] < height))
     w = torch.exp(-sigma)
+    keep = inside & (sigma >= 0)
     if cutoff:
-        mask &= w >= ALPHA_MIN
-    w = torch.where(mask, w, torch.zeros_like(w))
-    pix = (py.clamp(max=height - 1) * width + px.clamp(max=width - 1)).expand_as(w)
-    return gid, w, dx, dy, (a, b, c), pix
+        keep &= w >= ALPHA_MIN
+    w = torch.where(keep, w, torch.zeros((), dtype=w.dtype, device=w.device))
+    tile = bins.tile_y[lo:hi] * bins.tiles_x + bins.tile_x[lo:hi]
+    return gid, tile, w, dx, dy, (a, b, c)
 
 
 def _chunks(bins: TileBins, chunk_pixels: int):
@@ -117,53 +127,69 @@ def _chunks(bins: TileBins, chunk_pixels: int):
     return ((lo, min(lo + step, n)) for lo in range(0, n, step))
 
 
+def _tiles_to_image(tiles: torch.Tensor, bins: TileBins, height: int, width: int) -> torch.Tensor:
+    """``[tiles_y * tiles_x, T, T, C]`` -> ``[C, H, W]`` (cropping the padding)."""
+    T, C = bins.tile_size, tiles.shape[-1]
+    img = tiles.reshape(bins.tiles_y, bins.tiles_x, T, T, C).permute(4, 0, 2, 1, 3)
+    return img.reshape(C, bins.tiles_y * T, bins.tiles_x * T)[:, :height, :width]
+
+
+def _image_to_tiles(img: torch.Tensor, bins: TileBins) -> torch.Tensor:
+    """``[C, H, W]`` -> zero-padded ``[tiles_y * tiles_x, T * T, C]``."""
+    T, (C, H, W) = bins.tile_size, img.shape
+    pad = img.new_zeros(C, bins.tiles_y * T, bins.tiles_x * T)
+    pad[:, :H, :W] = img
+    tiles = pad.reshape(C, bins.tiles_y, T, bins.tiles_x, T).permute(1, 3, 2, 4, 0)
+    return tiles.reshape(bins.tiles_y * bins.tiles_x, T * T, C)
+
+
 class RasterizeSumTorch(torch.autograd.Function):
-    """Accumulated summation ``img[p] = sum_n colour_n w_n(p)`` with a chunked, recomputing backward."""
+    """Accumulated summation ``img[p] = sum_n colour_n w_n(p)`` with a chunked, recomputing backward.
+
+    Per intersection the tile's ``T x T`` pixels are one row, so scatters and gathers move whole rows
+    (``index_add_`` over tiles) and the colour products are batched matrix products.
+    """
 
     @staticmethod
     def forward(ctx, means, conic, colors, radius, bins, height, width, cutoff, chunk_pixels):
-        C = colors.shape[1]
-        out = torch.zeros(height * width, C, dtype=colors.dtype, device=colors.device)
+        C, TT = colors.shape[1], bins.tile_size**2
+        tiles = torch.zeros(bins.tiles_y * bins.tiles_x, TT * C, dtype=colors.dtype, device=colors.device)
         for lo, hi in _chunks(bins, chunk_pixels):
-            gid, w, _, _, _, pix = _chunk_weights(means, conic, radius, bins, lo, hi, height, width, cutoff)
-            vals = w[..., None] * colors[gid][:, None, None, :]
-            out.index_add_(0, pix.reshape(-1), vals.reshape(-1, C))
+            gid, tile, w, *_ = _chunk_weights(means, conic, radius, bins, lo, hi, height, width, cutoff)
+            vals = w.reshape(-1, TT, 1) * colors[gid][:, None, :]  # [n, TT, C]
+            tiles.index_add_(0, tile, vals.reshape(-1, TT * C))
         ctx.save_for_backward(means, conic, colors, radius)
         ctx.bins, ctx.hw, ctx.cutoff, ctx.chunk_pixels = bins, (height, width), cutoff, chunk_pixels
-        return out.T.reshape(C, height, width)
+        return _tiles_to_image(tiles.reshape(-1, bins.tile_size, bins.tile_size, C), bins, height, width)
 
     @staticmethod
     def backward(ctx, grad_out):
         means, conic, colors, radius = ctx.saved_tensors
         (height, width), bins = ctx.hw, ctx.bins
-        C = colors.shape[1]
-        g_flat = grad_out.reshape(C, -1).T.contiguous()  # [HW, C]
+        T = bins.tile_size
+        g_tiles = _image_to_tiles(grad_out.to(colors.dtype), bins)  # [tiles, TT, C]
         d_means, d_conic, d_colors = (
             torch.zeros_like(means),
             torch.zeros_like(conic),
             torch.zeros_like(colors),
         )
         for lo, hi in _chunks(bins, ctx.chunk_pixels):
-            gid, w, dx, dy, (a, b, c), pix = _chunk_weights(
+            gid, tile, w, dx, dy, (a, b, c) = _chunk_weights(
                 means, conic, radius, bins, lo, hi, height, width, ctx.cutoff
             )
-            g = g_flat[pix]  # [n, T, T, C]
-            d_colors.index_add_(0, gid, (w[..., None] * g).sum((1, 2)))
-            # dL/dsigma = -w * <g, colour>; zero outside the footprint because w is.
-            gs = -w * (g * colors[gid][:, None, None, :]).sum(-1)
-            dconic = torch.stack(
-                [
-                    (0.5 * gs * dx * dx).sum((1, 2)),
-                    (gs * dx * dy).sum((1, 2)),
-                    (0.5 * gs * dy * dy).sum((1, 2)),
-                ],
-                dim=-1,
-            )
-            dmean = torch.stack(
-                [-(gs * (a * dx + b * dy)).sum((1, 2)), -(gs * (b * dx + c * dy)).sum((1, 2))], dim=-1
-            )
-            d_conic.index_add_(0, gid, dconic)
-            d_means.index_add_(0, gid, dmean)
+            g = g_tiles[tile]  # [n, TT, C]
+            w_row = w.reshape(-1, 1, T * T)
+            d_colors.index_add_(0, gid, torch.bmm(w_row, g)[:, 0])
+            # dL/dsigma = -w <g, colour>; zero outside the footprint because w is.
+            gs = (-w_row[:, 0] * torch.bmm(g, colors[gid][:, :, None])[..., 0]).reshape(-1, T, T)
+            sx, sy = gs.sum(1), gs.sum(2)  # [n, T]: summed over rows (per column u), over columns (per row v)
+            dxv, dyv = dx[:, 0, :], dy[:, :, 0]
+            s_dx, s_dy = (sx * dxv).sum(1), (sy * dyv).sum(1)
+            s_dxdx, s_dydy = (sx * dxv * dxv).sum(1), (sy * dyv * dyv).sum(1)
+            s_dxdy = (torch.bmm(gs, dxv[:, :, None])[..., 0] * dyv).sum(1)
+            a, b, c = a.reshape(-1), b.reshape(-1), c.reshape(-1)
+            d_conic.index_add_(0, gid, torch.stack([0.5 * s_dxdx, s_dxdy, 0.5 * s_dydy], dim=-1))
+            d_means.index_add_(0, gid, torch.stack([-(a * s_dx + b * s_dy), -(b * s_dx + c * s_dy)], dim=-1))
         return d_means, d_conic, d_colors, None, None, None, None, None, None
 
 

@@ -6,6 +6,7 @@ Backends share one contract (see :mod:`.raster_torch` for the exact semantics) a
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -126,3 +127,9 @@ def _render_torch(means, cov, colors, height, width, options: RenderOptions) -> 
 
 
 __all__ = ["BACKENDS", "RenderOptions", "render", "resolve_backend"]
+
+
+# The Triton kernels (top-level package ``kernels``) register the "triton" backend when triton is
+# installed; they import triton lazily, on the first render, so this stays cheap and never fails.
+with contextlib.suppress(ImportError):
+    import kernels.backend  # noqa: F401

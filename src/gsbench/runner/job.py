@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from ..data import ImageError, ImageItem, load_image, resolve_dataset
 from ..errors import UserError
 from ..gaussians.render import RenderOptions, resolve_backend
+from ..loggers import make_logger
 from ..methods import FitContext, get_method
 from ..metrics import compute_metrics_with_notes
 from .provenance import config_hash, device_info, git_commit, versions
@@ -90,28 +91,55 @@ def run_job(cfg: DictConfig, output_dir: Path) -> JobResult:
         backend,
         rdir,
     )
-    failed, skipped = [], []
+    logger = make_logger(cfg.logger, plain, output_dir)
+    job = _Job(cfg, method, device, options, rdir, common, logger)
     bar = tqdm(items, desc=f"{cfg.method.name}/{cfg.dataset.name}", unit="img", disable=not cfg.progress)
-    for item in bar:
-        path = rdir / f"{item.name}.json"
+    try:
+        for index, item in enumerate(bar):
+            bar.set_postfix(image=item.name)
+            job.run_item(index, item)
+    finally:
+        logger.finish()
+    table = summary_table(list(_records(rdir, items)))
+    return JobResult(rdir, table, job.failed, job.skipped)
+
+
+@dataclass
+class _Job:
+    """The state shared by the images of one job."""
+
+    cfg: DictConfig
+    method: Any
+    device: torch.device
+    options: RenderOptions
+    rdir: Path
+    common: dict[str, Any]
+    logger: Any
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def run_item(self, index: int, item: ImageItem) -> None:
+        """Run one image unless its record exists; write its record whatever happens (but Ctrl-C)."""
+        cfg = self.cfg
+        path = self.rdir / f"{item.name}.json"
         if should_skip(path, bool(cfg.resume), bool(cfg.retry_failed)):
-            skipped.append(item.name)
+            self.skipped.append(item.name)
             log.info("%s: record exists, skipped (resume)", item.name)
-            continue
-        bar.set_postfix(image=item.name)
-        record = dict(common, image=item.name, source=str(item.path))
+            return
+        record = dict(self.common, image=item.name, source=str(item.path))
         try:
-            record.update(_run_image(cfg, method, item, device, options, rdir))
+            record.update(_run_image(cfg, self.method, item, self.device, self.options, self.rdir))
             record["status"] = "ok"
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # one image failing must not stop the others
             record.update(_failure(exc))
-            failed.append(item.name)
+            self.failed.append(item.name)
             log.error("%s FAILED: %s", item.name, record["error"])
         write_json_atomic(path, record)
-    table = summary_table(list(_records(rdir, items)))
-    return JobResult(rdir, table, failed, skipped)
+        if record["status"] == "ok":
+            metrics = {f"metrics/{k}": v for k, v in record["metrics"].items() if v is not None}
+            self.logger.log({"fit_seconds": record["fit_seconds"], **metrics}, step=index)
 
 
 def _run_image(cfg, method, item: ImageItem, device, options: RenderOptions, rdir: Path) -> dict[str, Any]:

@@ -95,8 +95,8 @@ def summary_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     ok = df[df["status"] == "ok"]
     if len(ok):
         mean = ok.drop(columns=["image", "status"]).apply(pd.to_numeric, errors="coerce").mean()
-        mean["image"], mean["status"] = f"mean ({len(ok)} ok)", ""
-        df = pd.concat([df, mean.to_frame().T], ignore_index=True)
+        row = {"image": f"mean ({len(ok)} ok)", "status": "", **mean.to_dict()}
+        df = pd.concat([df, pd.DataFrame([row])], ignore_index=True)
     return df
 
 

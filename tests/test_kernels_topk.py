@@ -1,0 +1,121 @@
+"""Triton rasterize-top-K-normalised (Image-GS) against its dense float64 reference (torch.topk).
+
+CPU with the Triton interpreter (TRITON_INTERPRET must be set before the kernel modules are imported).
+The forward walks a tile's Gaussians one at a time, the interpreter's slowest pattern: sizes are small.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+
+from kernels import is_interpreted
+from kernels.binning import bin_tiles_triton
+from kernels.projection import project_triton
+from kernels.rasterize_topk import _rasterize_topk_fwd_kernel, rasterize_topk_reference, rasterize_topk_triton
+
+from gsbench.gaussians import cholesky_to_cov
+
+DEV = "cpu" if is_interpreted(_rasterize_topk_fwd_kernel) else "cuda"
+if DEV == "cuda" and not torch.cuda.is_available():
+    pytest.skip("kernels compiled (TRITON_INTERPRET unset) but no CUDA device", allow_module_level=True)
+F64 = torch.float64
+
+
+def random_gaussians(n, h, w, seed, channels=3, scale=3.0, margin=5.0, dtype=F64):
+    g = torch.Generator().manual_seed(seed)
+    span = torch.tensor([w + 2 * margin, h + 2 * margin], dtype=dtype)
+    means = torch.rand(n, 2, generator=g, dtype=dtype) * span - margin
+    chol = torch.rand(n, 3, generator=g, dtype=dtype) * scale + torch.tensor(
+        [0.5, -0.5 * scale, 0.5], dtype=dtype
+    )
+    colors = torch.rand(n, channels, generator=g, dtype=dtype)
+    return means, chol, colors
+
+
+def compare(inputs, h, w, seed, k, tile=16, cutoff=True, grad_atol=1e-9):
+    """Forward and gradients (means, Cholesky, colours) against the dense reference."""
+    cot = torch.randn(inputs[2].shape[1], h, w, dtype=F64, generator=torch.Generator().manual_seed(seed))
+    a = [t.detach().to(DEV).requires_grad_() for t in inputs]
+    proj = project_triton(a[1], a[0], "cholesky", h, w, tile)
+    bins = bin_tiles_triton(proj.rect, proj.count, h, w, tile)
+    out = rasterize_topk_triton(a[0], proj.conic, a[2], proj.radius, bins, h, w, k=k, cutoff=cutoff)
+    grads = torch.autograd.grad((out * cot.to(DEV).to(out.dtype)).sum(), a)
+    b = [t.detach().double().requires_grad_() for t in inputs]
+    ref = rasterize_topk_reference(b[0], cholesky_to_cov(b[1]), b[2], h, w, k=k, cutoff=cutoff)
+    ref_grads = torch.autograd.grad((ref * cot).sum(), b)
+    # float64 both sides; the normalisation divides by sums >= 1/255 (or eps): ~1e-13 relative.
+    torch.testing.assert_close(out.detach().cpu().double(), ref.detach(), rtol=1e-10, atol=1e-10)
+    for x, y in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(x.cpu().double(), y, rtol=1e-9, atol=grad_atol)
+    return out
+
+
+@pytest.mark.parametrize("k", [1, 3, 10])
+@pytest.mark.parametrize("cutoff", [True, False])
+def test_topk_matches_reference(k, cutoff):
+    h, w = 20, 30
+    compare(random_gaussians(60, h, w, seed=k + 20 * cutoff), h, w, seed=k, k=k, cutoff=cutoff)
+
+
+@pytest.mark.parametrize("channels", [1, 9])
+def test_topk_channels_and_small_tiles(channels):
+    h, w = 13, 18
+    compare(random_gaussians(50, h, w, seed=channels, channels=channels), h, w, seed=3, k=4, tile=8)
+
+
+def test_topk_many_blocks_per_tile():
+    h, w = 16, 16  # one tile, 70 Gaussians: the backward walks 5 batches, most pixels keep 10
+    out = compare(random_gaussians(70, h, w, seed=5, margin=0.0), h, w, seed=5, k=10)
+    assert out.abs().sum() > 0
+
+
+def test_topk_fewer_gaussians_than_k_and_degenerate():
+    h, w = 9, 11
+    means = torch.tensor([[4.0, 4.0], [5.0, 3.0], [4.0, 4.0], [10.8, -0.3]], dtype=F64)
+    chol = torch.tensor([[2.0, 0.5, 1.0], [0.0, 1.0, 1.0], [2.0, 1.0, 1e-2], [1.5, -0.3, 1.0]], dtype=F64)
+    colors = torch.rand(4, 3, dtype=F64, generator=torch.Generator().manual_seed(6))
+    # A needle (conic ~1e4) is among them. Its d conic / d chol ~ conic^2 ~ 1e8 multiplies a d conic whose
+    # terms cancel (sigma ~ 0.6 from terms ~1e4 along the needle): float64 rounding leaves ~1e8 * 1e-16
+    # = 1e-8 absolute noise on gradients that are exactly 0, hence atol 1e-7 (rtol stays 1e-9).
+    compare((means, chol, colors), h, w, seed=6, k=10, tile=4, grad_atol=1e-7)
+
+
+def test_topk_zero_gaussians_and_one_pixel():
+    empty = (torch.zeros(0, 2, dtype=F64), torch.zeros(0, 3, dtype=F64), torch.zeros(0, 3, dtype=F64))
+    out = compare(empty, 4, 5, seed=7, k=10)
+    assert torch.count_nonzero(out) == 0
+    one = (
+        torch.tensor([[0.3, 0.2]], dtype=F64),
+        torch.tensor([[0.8, 0.1, 0.9]], dtype=F64),
+        torch.ones(1, 2, dtype=F64),
+    )
+    compare(one, 1, 1, seed=8, k=10)
+
+
+def test_topk_float32_close_to_float64():
+    h, w = 12, 17
+    means, chol, colors = random_gaussians(40, h, w, seed=9)
+    proj = project_triton(chol.float().to(DEV), means.float().to(DEV), "cholesky", h, w)
+    bins = bin_tiles_triton(proj.rect, proj.count, h, w)
+    out = rasterize_topk_triton(
+        means.float().to(DEV), proj.conic, colors.float().to(DEV), proj.radius, bins, h, w
+    )
+    ref = rasterize_topk_reference(means, cholesky_to_cov(chol), colors, h, w)
+    # A weighted mean of colours in [0, 1] in float32: a few ulps of 1, unless a float32 weight rounds
+    # across the 1/255 cut-off or swaps the K-th rank (probability ~1e-7 per pixel here).
+    torch.testing.assert_close(out.cpu().double(), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_topk_refuses_bad_k():
+    means, chol, colors = (t.to(DEV) for t in random_gaussians(3, 4, 4, seed=10))
+    proj = project_triton(chol, means, "cholesky", 4, 4)
+    bins = bin_tiles_triton(proj.rect, proj.count, 4, 4)
+    with pytest.raises(ValueError, match="k must be"):
+        rasterize_topk_triton(means, proj.conic, colors, proj.radius, bins, 4, 4, k=0)
