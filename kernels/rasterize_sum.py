@@ -82,6 +82,25 @@ def _rasterize_sum_fwd_kernel(
 
 
 @triton.jit
+def _accumulate_grads(
+    gs, d_col, dx, dy, A, B, C, g, jm, cm, ch, n_ch, g_means_ptr, g_conic_ptr, g_colors_ptr
+):
+    """Reduce ``gs = dL/dsigma [P, G]`` over the tile's pixels into conic and mean gradients, then add
+    them and the colour gradient ``d_col [G, C_PAD]`` with one atomic per (Gaussian, tile)."""
+    d_a = tl.sum(0.5 * gs * dx * dx, axis=0)
+    d_b = tl.sum(gs * dx * dy, axis=0)
+    d_c = tl.sum(0.5 * gs * dy * dy, axis=0)
+    d_mx = -tl.sum(gs * (A[None, :] * dx + B[None, :] * dy), axis=0)
+    d_my = -tl.sum(gs * (B[None, :] * dx + C[None, :] * dy), axis=0)
+    tl.atomic_add(g_colors_ptr + g[:, None] * n_ch + ch[None, :], d_col, mask=jm[:, None] & cm)
+    tl.atomic_add(g_conic_ptr + g * 3 + 0, d_a, mask=jm)
+    tl.atomic_add(g_conic_ptr + g * 3 + 1, d_b, mask=jm)
+    tl.atomic_add(g_conic_ptr + g * 3 + 2, d_c, mask=jm)
+    tl.atomic_add(g_means_ptr + g * 2 + 0, d_mx, mask=jm)
+    tl.atomic_add(g_means_ptr + g * 2 + 1, d_my, mask=jm)
+
+
+@triton.jit
 def _rasterize_sum_bwd_kernel(
     means_ptr, conic_ptr, colors_ptr, radius_ptr, gids_ptr, tile_start_ptr, g_out_ptr,
     g_means_ptr, g_conic_ptr, g_colors_ptr,
@@ -103,17 +122,9 @@ def _rasterize_sum_bwd_kernel(
         d_col = tl.sum(w[:, :, None] * gout[:, None, :], axis=0)  # [G, C_PAD]
         # dL/dsigma = -w <g, colour>; zero outside the footprint because w is.
         gs = -w * tl.sum(gout[:, None, :] * col[None, :, :], axis=2)  # [P, G]
-        d_a = tl.sum(0.5 * gs * dx * dx, axis=0)
-        d_b = tl.sum(gs * dx * dy, axis=0)
-        d_c = tl.sum(0.5 * gs * dy * dy, axis=0)
-        d_mx = -tl.sum(gs * (A[None, :] * dx + B[None, :] * dy), axis=0)
-        d_my = -tl.sum(gs * (B[None, :] * dx + C[None, :] * dy), axis=0)
-        tl.atomic_add(g_colors_ptr + g[:, None] * n_ch + ch[None, :], d_col, mask=jm[:, None] & cm)
-        tl.atomic_add(g_conic_ptr + g * 3 + 0, d_a, mask=jm)
-        tl.atomic_add(g_conic_ptr + g * 3 + 1, d_b, mask=jm)
-        tl.atomic_add(g_conic_ptr + g * 3 + 2, d_c, mask=jm)
-        tl.atomic_add(g_means_ptr + g * 2 + 0, d_mx, mask=jm)
-        tl.atomic_add(g_means_ptr + g * 2 + 1, d_my, mask=jm)
+        _accumulate_grads(
+            gs, d_col, dx, dy, A, B, C, g, jm, cm, ch, n_ch, g_means_ptr, g_conic_ptr, g_colors_ptr
+        )
 
 
 def _launch_args(bins: Bins, height, width, n_ch, cap, cutoff):

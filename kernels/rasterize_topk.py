@@ -20,11 +20,19 @@ import torch
 import triton
 import triton.language as tl
 
-from gsbench.gaussians.params import cov_radius, cov_to_conic
+from gsbench.gaussians.reference import dense_weights
 
 from . import next_pow2
 from .binning import Bins
-from .rasterize_sum import ALPHA_MIN, BLOCK_G, NO_CAP, _tile_setup, _tile_weights, check_raster_inputs
+from .rasterize_sum import (
+    ALPHA_MIN,
+    BLOCK_G,
+    NO_CAP,
+    _accumulate_grads,
+    _tile_setup,
+    _tile_weights,
+    check_raster_inputs,
+)
 
 DEFAULT_K = 10
 DEFAULT_EPS = 1e-10
@@ -107,17 +115,9 @@ def _rasterize_topk_bwd_kernel(
         # d out / d w_n = (c_n - out) / D, so dL/dsigma = -w (<g, c_n> - <g, out>) / D.
         dot = tl.sum(gout[:, None, :] * col[None, :, :], axis=2)  # [P, G]
         gs = -w * (dot - go[:, None]) * inv_d[:, None]
-        d_a = tl.sum(0.5 * gs * dx * dx, axis=0)
-        d_b = tl.sum(gs * dx * dy, axis=0)
-        d_c = tl.sum(0.5 * gs * dy * dy, axis=0)
-        d_mx = -tl.sum(gs * (A[None, :] * dx + B[None, :] * dy), axis=0)
-        d_my = -tl.sum(gs * (B[None, :] * dx + C[None, :] * dy), axis=0)
-        tl.atomic_add(g_colors_ptr + g[:, None] * n_ch + ch[None, :], d_col, mask=jm[:, None] & cm)
-        tl.atomic_add(g_conic_ptr + g * 3 + 0, d_a, mask=jm)
-        tl.atomic_add(g_conic_ptr + g * 3 + 1, d_b, mask=jm)
-        tl.atomic_add(g_conic_ptr + g * 3 + 2, d_c, mask=jm)
-        tl.atomic_add(g_means_ptr + g * 2 + 0, d_mx, mask=jm)
-        tl.atomic_add(g_means_ptr + g * 2 + 1, d_my, mask=jm)
+        _accumulate_grads(
+            gs, d_col, dx, dy, A, B, C, g, jm, cm, ch, n_ch, g_means_ptr, g_conic_ptr, g_colors_ptr
+        )
 
 
 class RasterizeTopKTriton(torch.autograd.Function):
@@ -202,23 +202,7 @@ def rasterize_topk_reference(
     Every Gaussian against every pixel (``O(N H W)`` memory: test sizes only), weights masked exactly
     as :func:`gsbench.gaussians.render_reference`, then ``torch.topk`` over the Gaussians.
     """
-    conic, valid = cov_to_conic(cov)
-    radius = cov_radius(cov, valid)
-    ys, xs = torch.meshgrid(
-        torch.arange(height, dtype=means.dtype, device=means.device),
-        torch.arange(width, dtype=means.dtype, device=means.device),
-        indexing="ij",
-    )
-    dx = xs[None] - means[:, 0, None, None]  # [N, H, W]
-    dy = ys[None] - means[:, 1, None, None]
-    a, b, c = (conic[:, i, None, None] for i in range(3))
-    sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
-    r = radius[:, None, None]
-    mask = (dx.abs() <= r) & (dy.abs() <= r) & valid[:, None, None] & (sigma >= 0)
-    w = torch.exp(-sigma)
-    if cutoff:
-        mask &= w >= ALPHA_MIN
-    w = torch.where(mask, w, torch.zeros_like(w))
+    w = dense_weights(means, cov, height, width, cutoff=cutoff)  # [N, H, W]
     top_w, top_i = torch.topk(w, min(k, w.shape[0]), dim=0)  # [K, H, W] (K = 0 without Gaussians)
     num = torch.einsum("khw,khwc->chw", top_w, colors[top_i])
     return num / (top_w.sum(0) + eps)

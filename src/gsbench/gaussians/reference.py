@@ -12,10 +12,9 @@ from .params import cov_radius, cov_to_conic
 from .raster_torch import ALPHA_MIN
 
 
-def render_reference(
+def dense_weights(
     means: torch.Tensor,
     cov: torch.Tensor,
-    colors: torch.Tensor,
     height: int,
     width: int,
     *,
@@ -23,7 +22,7 @@ def render_reference(
     legacy_cap: int | None = None,
     tile_size: int = 16,
 ) -> torch.Tensor:
-    """Render ``[C, H, W]`` from ``means [N, 2]``, packed covariances ``cov [N, 3]`` and ``colors [N, C]``.
+    """Weights ``w [N, H, W]`` of every Gaussian at every pixel, zero outside its footprint.
 
     ``legacy_cap`` keeps, per ``tile_size`` tile, only the first ``legacy_cap`` Gaussians (by index)
     whose footprint overlaps the tile: the official GaussianImage kernel's behaviour.
@@ -48,7 +47,25 @@ def render_reference(
         mask &= w >= ALPHA_MIN
     if legacy_cap is not None:
         mask &= _legacy_keep(box, tile_size, legacy_cap)
-    w = torch.where(mask, w, torch.zeros_like(w))
+    return torch.where(mask, w, torch.zeros_like(w))
+
+
+def render_reference(
+    means: torch.Tensor,
+    cov: torch.Tensor,
+    colors: torch.Tensor,
+    height: int,
+    width: int,
+    *,
+    cutoff: bool = True,
+    legacy_cap: int | None = None,
+    tile_size: int = 16,
+) -> torch.Tensor:
+    """Render ``[C, H, W]`` from ``means [N, 2]``, packed covariances ``cov [N, 3]`` and ``colors [N, C]``.
+
+    The accumulated sum of :func:`dense_weights` (see it for ``legacy_cap`` and ``tile_size``).
+    """
+    w = dense_weights(means, cov, height, width, cutoff=cutoff, legacy_cap=legacy_cap, tile_size=tile_size)
     return torch.einsum("nhw,nc->chw", w, colors)
 
 
