@@ -15,10 +15,13 @@ PYTEST_ARGS   ?=
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# triton (CPU interpreter in the tests) and wandb are optional for users but part of the test set-up.
+EXTRAS        ?= dev,launchers,triton,wandb
+
+$(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv --system-site-packages $(VENV)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "torch==$(TORCH_VERSION)"
-	$(PY) -m pip install -e ".[dev,launchers]"
+	$(PY) -m pip install -e ".[$(EXTRAS)]"
 	@touch $@
 
 setup: $(STAMP)  ## create .venv and install gsbench with its dependencies
