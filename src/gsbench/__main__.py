@@ -56,7 +56,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         )
         if c in result.table.columns
     ]
-    print(result.table[with_cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    counts = {"num_gaussians": lambda v: "" if v != v else f"{v:.0f}"}  # v != v: NaN of a failed image
+    table = result.table[with_cols]
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}", formatters=counts))
     print(f"records: {result.records_dir}\ntable:   {csv}")
     if result.skipped:
         print(f"skipped (already done): {len(result.skipped)}")
