@@ -21,23 +21,12 @@ from kernels.projection import project_triton
 from kernels.rasterize_sum import _rasterize_sum_fwd_kernel, rasterize_sum_triton
 
 from gsbench.gaussians import RenderOptions, cholesky_to_cov, render, render_reference
+from helpers import random_gaussians
 
 DEV = "cpu" if is_interpreted(_rasterize_sum_fwd_kernel) else "cuda"
 if DEV == "cuda" and not torch.cuda.is_available():
     pytest.skip("kernels compiled (TRITON_INTERPRET unset) but no CUDA device", allow_module_level=True)
 F64 = torch.float64
-
-
-def random_gaussians(n, h, w, seed, channels=3, scale=3.0, margin=6.0, dtype=F64):
-    """Means (some straddling the borders by ``margin``), Cholesky factors and colours."""
-    g = torch.Generator().manual_seed(seed)
-    span = torch.tensor([w + 2 * margin, h + 2 * margin], dtype=dtype)
-    means = torch.rand(n, 2, generator=g, dtype=dtype) * span - margin
-    chol = torch.rand(n, 3, generator=g, dtype=dtype) * scale + torch.tensor(
-        [0.5, -0.5 * scale, 0.5], dtype=dtype
-    )
-    colors = torch.rand(n, channels, generator=g, dtype=dtype) * 2 - 0.5
-    return means, chol, colors
 
 
 def triton_sum(means, chol, colors, h, w, tile=16, cutoff=True, cap=None):

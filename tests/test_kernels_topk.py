@@ -7,6 +7,7 @@ The forward walks a tile's Gaussians one at a time, the interpreter's slowest pa
 from __future__ import annotations
 
 import os
+from functools import partial
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
 
@@ -21,22 +22,14 @@ from kernels.projection import project_triton
 from kernels.rasterize_topk import _rasterize_topk_fwd_kernel, rasterize_topk_reference, rasterize_topk_triton
 
 from gsbench.gaussians import cholesky_to_cov
+from helpers import random_gaussians as _random_gaussians
 
 DEV = "cpu" if is_interpreted(_rasterize_topk_fwd_kernel) else "cuda"
 if DEV == "cuda" and not torch.cuda.is_available():
     pytest.skip("kernels compiled (TRITON_INTERPRET unset) but no CUDA device", allow_module_level=True)
 F64 = torch.float64
-
-
-def random_gaussians(n, h, w, seed, channels=3, scale=3.0, margin=5.0, dtype=F64):
-    g = torch.Generator().manual_seed(seed)
-    span = torch.tensor([w + 2 * margin, h + 2 * margin], dtype=dtype)
-    means = torch.rand(n, 2, generator=g, dtype=dtype) * span - margin
-    chol = torch.rand(n, 3, generator=g, dtype=dtype) * scale + torch.tensor(
-        [0.5, -0.5 * scale, 0.5], dtype=dtype
-    )
-    colors = torch.rand(n, channels, generator=g, dtype=dtype)
-    return means, chol, colors
+# top-K normalises, so colours stay in [0, 1); a slightly smaller border margin than the sum tests
+random_gaussians = partial(_random_gaussians, margin=5.0, color_range=(0.0, 1.0))
 
 
 def compare(inputs, h, w, seed, k, tile=16, cutoff=True, grad_atol=1e-9):

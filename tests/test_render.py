@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import helpers
 from gsbench.gaussians import (
     RenderOptions,
     cholesky_to_cov,
@@ -18,16 +19,9 @@ from gsbench.gaussians.raster_torch import bin_gaussians
 F64 = torch.float64
 
 
-def random_gaussians(n, h, w, seed, scale=1.0, margin=0.0, dtype=F64):
-    """``n`` random Gaussians over an ``h x w`` image, some straddling the borders by ``margin`` px."""
-    g = torch.Generator().manual_seed(seed)
-    lo = torch.tensor([-margin, -margin], dtype=dtype)
-    span = torch.tensor([w + 2 * margin, h + 2 * margin], dtype=dtype)
-    means = lo + torch.rand(n, 2, generator=g, dtype=dtype) * span
-    chol = torch.rand(n, 3, generator=g, dtype=dtype) * scale + torch.tensor(
-        [0.5, -0.5 * scale, 0.5], dtype=dtype
-    )
-    colors = torch.rand(n, 3, generator=g, dtype=dtype) * 2 - 0.5
+def random_gaussians(n, h, w, seed, scale=1.0, margin=0.0):
+    """Means, packed covariances and colours (see :func:`helpers.random_gaussians`)."""
+    means, chol, colors = helpers.random_gaussians(n, h, w, seed, scale=scale, margin=margin)
     return means, cholesky_to_cov(chol), colors
 
 
