@@ -62,7 +62,7 @@ def test_help_lists_groups_and_options():
         "dataset:",
         "kodak",
         "samples",
-        "task: represent",
+        "task: compress, represent",
         "logger: none, wandb",
         "render: default",
         "hydra/launcher",

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from ..errors import UserError
 from ..gaussians.render import RenderOptions
 from ..registry import Registry
 
@@ -70,18 +71,78 @@ class Fitted(ABC):
         return {}
 
 
+@dataclass
+class Encoded:
+    """The output of :meth:`Method.compress`: a file's bytes and what the encoder knows about them.
+
+    Attributes:
+        data: the complete bitstream (what is written to disk and scored: bpp = len(data) * 8 / (H W)).
+        num_gaussians: primitives in the file (0 for non-Gaussian codecs).
+        bpp_payload: the paper's analytic bit count per pixel (None when the paper gives none).
+        info: method-specific facts for the record (quantiser bits, entropy modes, history, ...).
+        preview: renders the quantised model as the encoder holds it, ``[C, H, W]`` (tests compare it
+            with the decoder's output); None for codecs without one.
+    """
+
+    data: bytes
+    num_gaussians: int = 0
+    bpp_payload: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    preview: Callable[[], torch.Tensor] | None = None
+
+
+class Decoded(ABC):
+    """What a decoder rebuilt from a file: something that renders the image."""
+
+    height: int
+    width: int
+    num_gaussians: int = 0
+
+    @abstractmethod
+    def render(self) -> torch.Tensor:
+        """``[C, H, W]`` decoded image (raw: metrics clamp it)."""
+
+
 class Method(ABC):
-    """A fitting method, configured from its ``method`` and ``train`` config nodes."""
+    """A fitting method, configured from its ``method`` and ``train`` config nodes.
+
+    ``budget_name`` says what the job's budget means: ``gaussians`` (the ``gaussians`` key) or, for
+    classical codecs, ``quality`` (read from ``method.quality`` by :meth:`budget`).
+    """
 
     name: str = ""
+    budget_name: str = "gaussians"
 
-    def __init__(self, method_cfg: Mapping[str, Any], train_cfg: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        method_cfg: Mapping[str, Any],
+        train_cfg: Mapping[str, Any],
+        codec_cfg: Mapping[str, Any] | None = None,
+    ) -> None:
         self.cfg = dict(method_cfg)
         self.train_cfg = dict(train_cfg)
+        self.codec_cfg = dict(codec_cfg or {})
 
     @abstractmethod
     def fit(self, image: torch.Tensor, budget: int, ctx: FitContext) -> Fitted:
         """Fit ``image`` ``[3, H, W]`` (float32 in [0, 1], on ``ctx.device``) with ``budget`` Gaussians."""
+
+    def budget(self, gaussians: int) -> int:
+        """The budget of a job given the ``gaussians`` key (Gaussian methods: that number)."""
+        return int(gaussians)
+
+    def compress(self, image: torch.Tensor, budget: int, ctx: FitContext) -> Encoded:
+        """Fit ``image`` ``[3, H, W]`` and encode it into a bitstream (the ``compress`` task)."""
+        raise UserError(
+            f"method {self.name!r} has no compress task; use task=represent, or a method with a codec "
+            "(gi, gi_pp, image_gs, jpeg, webp, avif, jxl)"
+        )
+
+    def decode(self, data: bytes, ctx: FitContext) -> Decoded:
+        """Rebuild from the file's bytes alone; Gaussian methods read the gsbench container."""
+        from ..codec import decode_bitstream  # the codec package imports methods' decoders lazily
+
+        return decode_bitstream(data, ctx.device, ctx.render)
 
 
 def psnr_from_mse(mse: float) -> float:
@@ -98,6 +159,11 @@ def check_finite(loss: torch.Tensor, step: int, label: str) -> None:
         )
 
 
-def get_method(name: str, method_cfg: Mapping[str, Any], train_cfg: Mapping[str, Any]) -> Method:
-    """Instantiate the method registered as ``name``."""
-    return METHODS.get(name)(method_cfg, train_cfg)
+def get_method(
+    name: str,
+    method_cfg: Mapping[str, Any],
+    train_cfg: Mapping[str, Any],
+    codec_cfg: Mapping[str, Any] | None = None,
+) -> Method:
+    """Instantiate the method registered as ``name`` (``codec_cfg``: the ``codec`` node, if any)."""
+    return METHODS.get(name)(method_cfg, train_cfg, codec_cfg)

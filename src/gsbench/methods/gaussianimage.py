@@ -117,3 +117,9 @@ class GaussianImage(Method):
             loss=str(self.cfg.get("loss", "l2")),
         )
         return GaussianImageFitted(model, ctx.render, history)
+
+    def compress(self, image: torch.Tensor, budget: int, ctx: FitContext):
+        """Fit, quantisation-aware fine-tuning and the bitstream: :func:`.gi_codec.compress_gi`."""
+        from .gi_codec import compress_gi
+
+        return compress_gi(self, image, budget, ctx)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import torch
@@ -25,6 +26,7 @@ def optimise(
     ctx: FitContext,
     loss: str = "l2",
     on_step: Callable[[int], None] | None = None,
+    extra_loss: Callable[[], torch.Tensor] | None = None,
 ) -> list[dict[str, float]]:
     """Run ``iterations`` steps of ``loss(forward(), target)``.
 
@@ -36,8 +38,11 @@ def optimise(
         ctx: progress, logging and the label used in messages.
         loss: a key of :data:`LOSSES`.
         on_step: called after each step with the 1-based iteration (densification hooks, ...).
+        extra_loss: called after ``forward`` each step; its scalar is added to the loss (e.g. a VQ
+            commitment term that ``forward`` computed).
     Returns:
-        The log: one ``{"step", "loss", "psnr"}`` dict per ``ctx.log_every`` steps and at the end.
+        The log: one ``{"step", "loss", "psnr", "seconds"}`` dict per ``ctx.log_every`` steps and at the
+        end; ``seconds`` is the wall time since the loop started (the PSNR's ``.item()`` synchronises).
     """
     loss_fn = LOSSES[loss]
     history: list[dict[str, float]] = []
@@ -49,9 +54,12 @@ def optimise(
         mininterval=1.0,
         dynamic_ncols=True,
     )
+    start = time.perf_counter()
     for step in bar:
         out = forward()
         value = loss_fn(out, target)
+        if extra_loss is not None:
+            value = value + extra_loss()
         check_finite(value, step, ctx.label)
         optimizer.zero_grad(set_to_none=True)
         value.backward()
@@ -64,6 +72,7 @@ def optimise(
             with torch.no_grad():
                 psnr = psnr_from_mse(F.mse_loss(out.detach().clamp(0, 1), target).item())
             entry = {"step": step, "loss": float(value.item()), "psnr": psnr}
+            entry["seconds"] = time.perf_counter() - start
             history.append(entry)
             bar.set_postfix(psnr=f"{psnr:.2f}")
             ctx.log.info(

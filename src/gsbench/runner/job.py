@@ -22,7 +22,7 @@ from ..methods import FitContext, get_method
 from ..metrics import compute_metrics_with_notes
 from .provenance import config_hash, device_info, git_commit, versions
 from .records import RECORD_VERSION, read_record, record_dir, should_skip, summary_table, write_json_atomic
-from .timing import time_render, timed
+from .tasks import TASKS
 
 log = logging.getLogger("gsbench")
 
@@ -60,10 +60,11 @@ def run_job(cfg: DictConfig, output_dir: Path) -> JobResult:
     plain = OmegaConf.to_container(cfg, resolve=True)
     plain.pop("hydra", None)
     chash = config_hash(plain)
-    budget, seed = int(cfg.gaussians), int(cfg.seed)
+    seed = int(cfg.seed)
     items = resolve_dataset(cfg.dataset, cfg.paths.data_dir)
+    method = get_method(cfg.method.name, cfg.method, cfg.train, cfg.get("codec"))
+    budget = method.budget(int(cfg.gaussians))
     rdir = record_dir(output_dir, cfg.method.name, cfg.dataset.name, budget, seed, chash)
-    method = get_method(cfg.method.name, cfg.method, cfg.train)
     options = RenderOptions.from_config(cfg.render)
     backend = resolve_backend(options.backend, device)
     common = {
@@ -71,6 +72,7 @@ def run_job(cfg: DictConfig, output_dir: Path) -> JobResult:
         "method": cfg.method.name,
         "dataset": cfg.dataset.name,
         "budget": budget,
+        "budget_name": method.budget_name,
         "seed": seed,
         "task": cfg.task.name,
         "config_hash": chash,
@@ -156,26 +158,17 @@ def _run_image(cfg, method, item: ImageItem, device, options: RenderOptions, rdi
     torch.manual_seed(int(cfg.seed))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    with timed(device) as fit_clock:
-        fitted = method.fit(image, int(cfg.gaussians), ctx)
-    with torch.no_grad():
-        recon = fitted.render()
-    timing = time_render(fitted.render, device, int(cfg.task.fps_warmup), int(cfg.task.fps_repeats))
+    out, recon = TASKS.get(str(cfg.task.name))(cfg, method, image, ctx, rdir / item.name)
     metrics, metric_notes = compute_metrics_with_notes(
         image, recon, list(cfg.metrics.names), lpips_weights=cfg.metrics.lpips_weights
     )
-    out: dict[str, Any] = {
-        "height": int(image.shape[1]),
-        "width": int(image.shape[2]),
-        "num_gaussians": fitted.num_gaussians,
-        "num_params": fitted.num_params,
-        "fit_seconds": fit_clock["seconds"],
-        "render": timing,
-        "metrics": metrics,
-        "notes": [*notes, *metric_notes],
-        "method_info": fitted.info(),
-        "finished_at": time.time(),
-    }
+    out.update(
+        height=int(image.shape[1]),
+        width=int(image.shape[2]),
+        metrics=metrics,
+        notes=[*notes, *metric_notes, *out.get("notes", [])],
+        finished_at=time.time(),
+    )
     if device.type == "cuda":
         out["peak_memory_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     if cfg.save_reconstructions:

@@ -29,11 +29,13 @@ def timed(device: torch.device):
         box["seconds"] = time.perf_counter() - start
 
 
-def time_render(fn: Callable[[], object], device: torch.device, warmup: int = 3, repeats: int = 20) -> dict:
+def time_render(
+    fn: Callable[[], object], device: torch.device, warmup: int = 3, repeats: int = 20, prefix: str = "render"
+) -> dict:
     """Median wall time of ``fn`` over ``repeats`` synchronised runs after ``warmup`` untimed ones.
 
     Returns:
-        ``{"render_seconds_median", "render_seconds_min", "render_fps", "render_repeats"}``.
+        ``{"<prefix>_seconds_median", "<prefix>_seconds_min", "<prefix>_fps", "<prefix>_repeats"}``.
     """
     with torch.no_grad():
         for _ in range(warmup):
@@ -47,8 +49,8 @@ def time_render(fn: Callable[[], object], device: torch.device, warmup: int = 3,
             times.append(time.perf_counter() - t0)
     med = statistics.median(times)
     return {
-        "render_seconds_median": med,
-        "render_seconds_min": min(times),
-        "render_fps": 1.0 / med if med > 0 else None,
-        "render_repeats": len(times),
+        f"{prefix}_seconds_median": med,
+        f"{prefix}_seconds_min": min(times),
+        f"{prefix}_fps": 1.0 / med if med > 0 else None,
+        f"{prefix}_repeats": len(times),
     }

@@ -1,0 +1,75 @@
+"""Bitstreams: the container, symbol streams, quantisers, and the decoders registered per method.
+
+Every Gaussian method's codec registers a decoder under its method name in :data:`DECODERS`;
+:func:`decode_bitstream` reads the name from the file itself, so decoding needs nothing but the bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ..gaussians.render import RenderOptions, render
+from ..registry import Registry
+from .container import BitstreamError, Container, Limits, decode_container, encode_container
+
+Decoder = Callable[[Container, torch.device, RenderOptions], "DecodedGaussians"]
+DECODERS: Registry[Decoder] = Registry("bitstream decoder")
+
+
+class DecodedGaussians:
+    """Gaussians rebuilt from a file, rendered by accumulated summation.
+
+    Attributes:
+        means: ``[N, 2]`` pixels; cov: ``[N, 3]`` packed covariances; colors: ``[N, C]``.
+    """
+
+    def __init__(self, means, cov, colors, height: int, width: int, options: RenderOptions) -> None:
+        self.means, self.cov, self.colors = means, cov, colors
+        self.height, self.width, self.options = height, width, options
+        self.num_gaussians = int(means.shape[0])
+
+    @torch.no_grad()
+    def render(self) -> torch.Tensor:
+        """``[C, H, W]`` decoded image (raw)."""
+        return render(self.means, self.cov, self.colors, self.height, self.width, self.options)
+
+
+def decode_bitstream(
+    data: bytes,
+    device: torch.device | str = "cpu",
+    options: RenderOptions | None = None,
+    verify_crc: bool = True,
+):
+    """Decode a gsbench bitstream with the decoder of the method named in the file.
+
+    Args:
+        data: the file's bytes. device: where the Gaussians go. options: how to render them.
+        verify_crc: check the CRC-32 first (the fuzz tests turn it off to exercise every parser).
+    Returns:
+        An object with ``render() -> [C, H, W]``, ``height``, ``width`` and ``num_gaussians``.
+
+    Raises:
+        BitstreamError: for a malformed file or a method this gsbench cannot decode.
+    """
+    from .. import methods  # noqa: F401  (importing the methods registers their decoders)
+
+    container = decode_container(data, verify_crc=verify_crc)
+    if container.method not in DECODERS:
+        raise BitstreamError(
+            f"no decoder for method {container.method!r}; known: {', '.join(DECODERS.names())}"
+        )
+    return DECODERS.get(container.method)(container, torch.device(device), options or RenderOptions())
+
+
+__all__ = [
+    "DECODERS",
+    "BitstreamError",
+    "Container",
+    "DecodedGaussians",
+    "Limits",
+    "decode_bitstream",
+    "decode_container",
+    "encode_container",
+]

@@ -1,0 +1,161 @@
+"""The GaussianImage codec (ECCV 2024): fp16 positions, a 6-bit learned Cholesky quantiser and
+2-stage residual VQ of the colours, trained by quantisation-aware fine-tuning; and its bitstream.
+
+As in the public code (``quantize.py``, see ../shared/research): the representation is fitted first
+(``train.iterations``), then fine-tuned for ``codec.qat_iterations`` with every attribute quantised in
+the forward pass: positions (the pre-tanh parameters) cast through fp16 with a straight-through
+gradient, Cholesky factors through a per-channel learned uniform quantiser (``codec.cholesky_bits`` = 6),
+colours through ``ResidualVQ`` (2 stages x 8 codewords, EMA 0.8, k-means init); loss = L2 + commitment.
+Adan (lr ``codec.lr`` = 1e-3) trains the model and the quantiser, StepLR 20k/0.5.
+
+The file: container method ``gi`` with sections ``POSN`` (2N float16), ``CHOL``
+(:func:`gsbench.codec.quant.write_lsq`) and ``COLR`` (stages u8, size u8, dim u8, f32 codebooks, one
+symbol stream of ceil(log2 size)-bit indices per stage).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from pytorch_optimizer import Adan
+
+from ..codec import DECODERS, DecodedGaussians
+from ..codec.container import Container, encode_container
+from ..codec.quant import LsqPlusQuantizer, fp16_ste, lsq_preview, raise_corrupt, read_lsq, write_lsq
+from ..codec.rvq import ResidualVQ
+from ..codec.streams import ByteReader, decode_symbols, encode_symbols
+from ..gaussians import cholesky_to_cov
+from .base import Encoded, FitContext
+from .loop import optimise
+
+BOUND = (0.5, 0.0, 0.5)  # GaussianImage's fixed Cholesky bound
+
+
+def gi_tensors(
+    xyz: torch.Tensor, chol: torch.Tensor, height: int, width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Means ``[N, 2]`` (pixels) and packed covariances ``[N, 3]`` from the pre-tanh positions and the
+    Cholesky parameters (before the bound): the one formula that encoder preview and decoder share."""
+    size = torch.tensor([width, height], dtype=torch.float32, device=xyz.device)
+    means = 0.5 * size * (torch.tanh(xyz.float()) + 1)
+    return means, cholesky_to_cov(chol.float() + torch.tensor(BOUND, device=chol.device))
+
+
+def compress_gi(method, image: torch.Tensor, budget: int, ctx: FitContext) -> Encoded:
+    """Fit GaussianImage, fine-tune it under quantisation, encode it."""
+    codec = method.codec_cfg
+    fitted = method.fit(image, budget, ctx)
+    model = fitted.model
+    if model.variant != "cholesky":
+        raise ValueError("the GaussianImage codec quantises Cholesky factors: use method.variant=cholesky")
+    q_chol = LsqPlusQuantizer(int(codec.get("cholesky_bits", 6)), 3).to(ctx.device)
+    rvq = ResidualVQ(
+        3,
+        int(codec.get("rvq_stages", 2)),
+        int(codec.get("rvq_codebook", 8)),
+        float(codec.get("rvq_decay", 0.8)),
+        seed=ctx.seed,
+    ).to(ctx.device)
+    commit_weight = float(codec.get("commitment", 1.0))
+    params = [*model.parameters(), *q_chol.parameters()]
+    optimizer = Adan(params, lr=float(codec.get("lr", 1e-3)))
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=20000, gamma=0.5)
+    box: dict[str, torch.Tensor] = {}
+
+    def forward() -> torch.Tensor:
+        means, cov = gi_tensors(fp16_ste(model._xyz), q_chol(model._cholesky), model.height, model.width)
+        colors, _, box["commit"] = rvq(model._features_dc)
+        from ..gaussians import render
+
+        return render(means, cov, colors, model.height, model.width, ctx.render).clamp(0, 1)
+
+    qat = int(codec.get("qat_iterations", 50000))
+    history = (
+        optimise(
+            forward,
+            image,
+            optimizer,
+            scheduler,
+            qat,
+            ctx,
+            loss="l2",
+            extra_loss=lambda: commit_weight * box["commit"],
+        )
+        if qat > 0
+        else []
+    )
+    rvq.eval()
+    info = {"variant": "cholesky", "fit_history": fitted.history, "qat_iterations": qat, "history": history}
+    return encode_gi(model, q_chol, rvq, ctx, bool(codec.get("entropy", True)), info)
+
+
+@torch.no_grad()
+def encode_gi(
+    model, q_chol: LsqPlusQuantizer, rvq: ResidualVQ, ctx: FitContext, entropy: bool, info: dict
+) -> Encoded:
+    """Write the file; ``preview`` renders what the decoder will rebuild."""
+    from ..gaussians import render
+
+    xyz16 = model._xyz.detach().half()
+    if not torch.isfinite(xyz16).all():
+        raise ValueError("a position overflows float16; the fit diverged")
+    chol = model._cholesky.detach()
+    _, indices, _ = rvq(model._features_dc.detach())
+    n, height, width = model.num_gaussians, model.height, model.width
+    index_bits = max(1, math.ceil(math.log2(rvq.size)))
+    colr = (
+        bytes([rvq.stages, rvq.size, rvq.dim]) + rvq.codebooks.float().cpu().numpy().astype("<f4").tobytes()
+    )
+    colr += b"".join(
+        encode_symbols(indices[:, s].cpu().numpy(), index_bits, entropy) for s in range(rvq.stages)
+    )
+    sections = {
+        "POSN": xyz16.cpu().numpy().astype("<f2").tobytes(),
+        "CHOL": write_lsq(q_chol, chol, entropy),
+        "COLR": colr,
+    }
+    data = encode_container(Container("gi", height, width, n, sections))
+    means, cov = gi_tensors(xyz16, lsq_preview(q_chol, chol), height, width)
+    colors = rvq.decode(indices)
+    info.update(entropy=entropy, cholesky_bits=q_chol.bits, rvq={"stages": rvq.stages, "size": rvq.size})
+    return Encoded(
+        data=data,
+        num_gaussians=n,
+        bpp_payload=(56 * n + 1728) / (height * width),  # the paper's analytic count (no header)
+        info=info,
+        preview=lambda: render(means, cov, colors, height, width, ctx.render),
+    )
+
+
+@DECODERS.register("gi")
+def decode_gi(c: Container, device: torch.device, options) -> DecodedGaussians:
+    """Rebuild the Gaussians of a ``gi`` file."""
+    n = c.num_gaussians
+    pos = ByteReader(c.section("POSN"), "gi section POSN")
+    xyz = torch.from_numpy(pos.array("<f2", 2 * n).reshape(n, 2)).to(device)
+    pos.finish()
+    if not torch.isfinite(xyz).all():
+        raise_corrupt(pos, "non-finite position")
+    chol_reader = ByteReader(c.section("CHOL"), "gi section CHOL")
+    chol = read_lsq(chol_reader, n, 3, device)
+    chol_reader.finish()
+    r = ByteReader(c.section("COLR"), "gi section COLR")
+    stages, size, dim = r.unpack("BBB")
+    if dim != 3 or not 1 <= stages <= 8 or size < 1:
+        raise_corrupt(r, f"codebooks of {stages} x {size} x {dim}")
+    books = torch.from_numpy(r.array("<f4", stages * size * 3).reshape(stages, size, 3)).to(device)
+    bits = max(1, math.ceil(math.log2(size)))
+    idx = (
+        np.stack([decode_symbols(r, bits, n) for _ in range(stages)], axis=1) if n else np.zeros((0, stages))
+    )
+    r.finish()
+    if idx.size and idx.max() >= size:
+        raise_corrupt(r, "a colour index beyond the codebook")
+    idx_t = torch.from_numpy(idx.astype(np.int64)).to(device)
+    colors = torch.zeros(n, 3, device=device)
+    for s in range(stages):
+        colors = colors + books[s][idx_t[:, s]]
+    means, cov = gi_tensors(xyz, chol, c.height, c.width)
+    return DecodedGaussians(means, cov, colors, c.height, c.width, options)
