@@ -16,6 +16,12 @@ class NullLogger:
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Record ``metrics`` (no-op)."""
 
+    def log_record(self, record: Mapping[str, Any]) -> None:
+        """Record an image's final figures (no-op)."""
+
+    def log_images(self, name: str, image, recon) -> None:
+        """Record the reconstruction ``recon`` ``[3, H, W]`` and its error map against ``image`` (no-op)."""
+
     def finish(self) -> None:
         """Close the run (no-op)."""
 
@@ -28,11 +34,14 @@ class WandbLogger(NullLogger):
             import wandb
         except ImportError as exc:
             raise UserError("logger=wandb needs the wandb package: pip install -e '.[wandb]'") from exc
+        self._wandb, self._max_images = wandb, int(cfg.get("max_images", 4))
+        self._table_rows: list[list[Any]] = []
+        self._images_logged = 0
         self._run = wandb.init(
             project=cfg.get("project", "gsbench"),
             entity=cfg.get("entity"),
             mode=cfg.get("mode", "offline"),
-            group=cfg.get("group"),
+            group=cfg.get("group") or sweep_group(),
             tags=list(cfg.get("tags") or []),
             config=run_config,
             dir=str(output_dir),
@@ -40,10 +49,53 @@ class WandbLogger(NullLogger):
         )
 
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        # Per-iteration values of several images share one run: wandb's own step counter keeps them
+        # monotonic and "train/step" is the x axis to plot against.
         self._run.log(dict(metrics), step=step)
 
+    def log_record(self, record: Mapping[str, Any]) -> None:
+        metrics = {k: v for k, v in (record.get("metrics") or {}).items() if v is not None}
+        extra = {k: record.get(k) for k in ("bpp", "bpp_payload", "fit_seconds", "num_gaussians")}
+        extra = {k: v for k, v in extra.items() if v is not None}
+        self._run.log(
+            {"image": record["image"], **{f"final/{k}": v for k, v in {**metrics, **extra}.items()}}
+        )
+        self._table_rows.append([record["image"], *[metrics.get(k) for k in TABLE_METRICS], extra.get("bpp")])
+
+    def log_images(self, name: str, image, recon) -> None:
+        if self._images_logged >= self._max_images:  # a Kodak sweep should not upload 24 x 2 images
+            return
+        self._images_logged += 1
+        rec = recon.detach().clamp(0, 1)
+        err = (rec - image).abs().mean(0)
+        err = err / err.max().clamp_min(1e-8)
+        self._run.log({
+            f"images/{name}/reconstruction": self._wandb.Image(rec.permute(1, 2, 0).cpu().numpy()),
+            f"images/{name}/error": self._wandb.Image(err.cpu().numpy(), caption="|error| (scaled)"),
+        })  # fmt: skip
+
     def finish(self) -> None:
+        if self._table_rows:
+            columns = ["image", *TABLE_METRICS, "bpp"]
+            self._run.log({"results": self._wandb.Table(columns=columns, data=self._table_rows)})
         self._run.finish()
+
+
+TABLE_METRICS = ("psnr", "ms_ssim", "lpips")
+
+
+def sweep_group() -> str | None:
+    """In a Hydra multirun, the sweep folder's name, so W&B groups a sweep's runs; else None."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+        if hc.mode == RunMode.MULTIRUN:
+            return Path(hc.sweep.dir).name
+    except (ImportError, ValueError):  # not running under Hydra (API use, tests)
+        pass
+    return None
 
 
 LOGGERS: Registry = Registry("logger")

@@ -130,7 +130,9 @@ class _Job:
             return
         record = dict(self.common, image=item.name, source=str(item.path))
         try:
-            record.update(_run_image(cfg, self.method, item, self.device, self.options, self.rdir))
+            record.update(
+                _run_image(cfg, self.method, item, self.device, self.options, self.rdir, self.logger)
+            )
             record["status"] = "ok"
         except KeyboardInterrupt:
             raise
@@ -140,11 +142,10 @@ class _Job:
             log.error("%s FAILED: %s", item.name, record["error"])
         write_json_atomic(path, record)
         if record["status"] == "ok":
-            metrics = {f"metrics/{k}": v for k, v in record["metrics"].items() if v is not None}
-            self.logger.log({"fit_seconds": record["fit_seconds"], **metrics}, step=index)
+            self.logger.log_record(record)
 
 
-def _run_image(cfg, method, item: ImageItem, device, options: RenderOptions, rdir: Path) -> dict[str, Any]:
+def _run_image(cfg, method, item: ImageItem, device, options, rdir: Path, logger) -> dict[str, Any]:
     image, notes = load_image(item.path)
     image = image.to(device)
     ctx = FitContext(
@@ -154,6 +155,7 @@ def _run_image(cfg, method, item: ImageItem, device, options: RenderOptions, rdi
         log_every=int(cfg.log_every),
         progress=bool(cfg.progress),
         label=item.name,
+        logger=lambda step, values: logger.log({"image": item.name, "train/step": step, **values}),
     )
     torch.manual_seed(int(cfg.seed))
     if device.type == "cuda":
@@ -171,6 +173,7 @@ def _run_image(cfg, method, item: ImageItem, device, options: RenderOptions, rdi
     )
     if device.type == "cuda":
         out["peak_memory_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    logger.log_images(item.name, image, recon)
     if cfg.save_reconstructions:
         png = rdir / f"{item.name}.png"
         rdir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,136 @@
+"""Markdown formatting, the summary table and the speed table (FPS, fit/encode/decode time, memory)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from .aggregate import ok_rows
+
+
+def fmt(v: Any, digits: int = 4) -> str:
+    """A cell for reading: empty for missing values, integers without decimals, ``digits`` significant
+    figures for small floats and one decimal for large ones (FPS, seconds, MiB)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+        return ""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) >= 100):
+        return f"{int(v)}"
+    if isinstance(v, float):
+        if abs(v) >= 100:
+            return f"{v:.1f}"
+        return f"{v:.{digits}g}" if abs(v) < 1 else f"{v:.{max(digits - 1, 1)}f}".rstrip("0").rstrip(".")
+    try:  # numpy scalars
+        return fmt(v.item(), digits)
+    except AttributeError:
+        return str(v)
+
+
+def markdown_table(df: pd.DataFrame, digits: int = 4) -> str:
+    """``df`` as a GitHub Markdown table (no index); ``|`` inside cells is escaped."""
+    if df.empty:
+        return "(no rows)"
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(" --- " for _ in cols) + "|"]
+    for row in df.itertuples(index=False):
+        cells = [fmt(v, digits).replace("|", "\\|").replace("\n", " ") for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary_markdown(summary: pd.DataFrame) -> str:
+    """The summary (mean ± std over images) as Markdown, with the columns that matter for reading."""
+    lines = ["# Summary: mean ± std over images", ""]
+    lines.append(
+        "One row per (method, setting, dataset, task, budget). Means over the `ok` records only; failed "
+        "records are counted in `failed`. The full table with every column is `summary.csv`."
+    )
+    lines.append("")
+    if summary.empty:
+        return "\n".join([*lines, "No records."]) + "\n"
+    view = summary[["method", "setting", "dataset", "task", "budget"]].copy()
+    view["images"] = summary["n_images"]
+    view["failed"] = summary["n_failed"]
+    for v in ("bpp", "psnr", "ms_ssim", "lpips", "num_gaussians", "fit_seconds", "render_fps"):
+        if f"{v}_mean" in summary:
+            view[v] = [_pm(m, s) for m, s in zip(summary[f"{v}_mean"], summary[f"{v}_std"], strict=True)]
+    lines.append(markdown_table(view))
+    return "\n".join(lines) + "\n"
+
+
+def _pm(mean: float, std: float) -> str:
+    if pd.isna(mean):
+        return ""
+    if pd.isna(std):
+        return fmt(mean)
+    # float noise of equal values (1e-16) reads as a real spread: show it as 0
+    return f"{fmt(mean)} ± {fmt(0.0 if std <= 1e-9 * max(abs(mean), 1.0) else std, 2)}"
+
+
+SPEED_KEYS = ["method", "setting", "dataset", "task", "budget", "device_name"]
+
+
+def speed_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, setting, dataset, task, budget, device): medians over images of render FPS, decode
+    FPS, fit (= encode for compress) seconds and decode seconds, and the largest peak GPU memory.
+
+    The device is part of the key: a median over images timed on different GPUs would mean nothing.
+    Medians, not means, because one slow image (a warm-up, a busy GPU) should not move a speed figure.
+    """
+    cols = [
+        *SPEED_KEYS,
+        "device_type",
+        "n_images",
+        "render_fps",
+        "decode_fps",
+        "fit_seconds",
+        "encode_seconds",
+        "decode_seconds",
+        "peak_memory_mib",
+    ]
+    ok = ok_rows(df)
+    if ok.empty:
+        return pd.DataFrame(columns=cols)
+    ok = ok.assign(device_name=ok["device_name"].fillna("unknown"))
+    rows = []
+    for key, g in ok.groupby(SPEED_KEYS, dropna=False, sort=True):
+        row = dict(zip(SPEED_KEYS, key, strict=True))
+        row["device_type"] = ",".join(sorted({str(t) for t in g["device_type"].dropna()}))
+        row["n_images"] = int(g["image"].nunique())
+        for c in ("render_fps", "decode_fps", "fit_seconds", "encode_seconds", "decode_seconds"):
+            row[c] = g[c].median() if g[c].notna().any() else math.nan
+        row["peak_memory_mib"] = (
+            g["peak_memory_mib"].max() if g["peak_memory_mib"].notna().any() else math.nan
+        )
+        rows.append(row)
+    return pd.DataFrame(rows, columns=cols)
+
+
+def speed_markdown(table: pd.DataFrame) -> str:
+    """The speed table as Markdown; the device column says what the numbers were measured on."""
+    lines = ["# Speed: FPS, time and memory (median over images)", ""]
+    lines.append(
+        "render FPS = 1 / median of synchronised renders of the fitted (or decoded) model; decode FPS = "
+        "1 / median time from file bytes to pixels. fit s is the encoder's fit (with QAT) for compress "
+        "records. Peak memory is the largest over images (CUDA only). Compare speeds only within one device."
+    )
+    lines.append("")
+    if table.empty:
+        return "\n".join([*lines, "No ok records."]) + "\n"
+    view = table.rename(
+        columns={
+            "device_name": "device",
+            "n_images": "images",
+            "render_fps": "render FPS",
+            "decode_fps": "decode FPS",
+            "fit_seconds": "fit s",
+            "encode_seconds": "encode s",
+            "decode_seconds": "decode s",
+            "peak_memory_mib": "peak MiB",
+        }
+    ).drop(columns=["device_type"])
+    lines.append(markdown_table(view))
+    return "\n".join(lines) + "\n"
