@@ -180,6 +180,9 @@ def test_multirun_sweep_one_folder_per_job_and_resume(tmp_path):
     assert jobs == ["gi_folder_g30_s1_0", "gi_folder_g40_s1_1"]
     recs = [json.loads(p.read_text()) for p in sweep.rglob("records/**/*.json")]
     assert sorted(r["num_gaussians"] for r in recs) == [30, 40]
+    # the sweep-end callback wrote the sweep's report (tables and the represent plots)
+    assert (sweep / "report" / "summary.csv").stat().st_size > 0
+    assert any((sweep / "report" / "plots").glob("*.png"))
     again = gsbench(*args)
     assert again.returncode == 0 and again.stdout.count("skipped (already done): 1") == 2
 

@@ -56,7 +56,9 @@ def summary_markdown(summary: pd.DataFrame) -> str:
     view["failed"] = summary["n_failed"]
     for v in ("bpp", "psnr", "ms_ssim", "lpips", "num_gaussians", "fit_seconds", "render_fps"):
         if f"{v}_mean" in summary:
-            view[v] = [_pm(m, s) for m, s in zip(summary[f"{v}_mean"], summary[f"{v}_std"], strict=True)]
+            # the std column is dropped when every group has a single image
+            std = summary[f"{v}_std"] if f"{v}_std" in summary else [float("nan")] * len(summary)
+            view[v] = [_pm(m, s) for m, s in zip(summary[f"{v}_mean"], std, strict=True)]
     lines.append(markdown_table(view))
     return "\n".join(lines) + "\n"
 

@@ -34,6 +34,8 @@ UNHASHED = (
     "device",
     "logger",
     "progress",
+    "sweep_report",
+    "report_anchor",
     "log_every",
     "resume",
     "retry_failed",
