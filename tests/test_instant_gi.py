@@ -352,3 +352,22 @@ def test_train_then_fit_end_to_end(tmp_path, kodak_dir):
     assert rec["num_gaussians"] == info["init"]["count"] <= 400
     assert info["checkpoints"][0]["label"] == "init" and info["checkpoints"][-1]["step"] == 20
     assert math.isfinite(rec["metrics"]["psnr"])
+
+
+def test_report_draws_time_to_quality(tmp_path):
+    """``python -m gsbench.report`` draws the figure when the records hold instant_gi runs."""
+    from gsbench.report.cli import time_to_quality_plots
+    from gsbench.runner.records import RECORD_VERSION
+
+    common = {"record_version": RECORD_VERSION, "dataset": "kodak", "image": "a", "status": "ok"}
+    common["task"] = "represent"
+    gi = dict(common, method="gi", fit_seconds=10.0, metrics={"psnr": 25.0})
+    gi["method_info"] = {"history": [{"step": 100, "psnr": 20.0}, {"step": 200, "psnr": 24.0}]}
+    igi = dict(common, method="instant_gi", fit_seconds=6.0, metrics={"psnr": 27.0})
+    marks = [{"label": "init", "seconds": 0.3, "step": 0, "psnr": 22.0}]
+    marks.append({"label": "end", "seconds": 6.0, "step": 300, "psnr": 27.0})
+    igi["method_info"] = {"checkpoints": marks}
+    for i, rec in enumerate((gi, igi)):
+        (tmp_path / f"r{i}.json").write_text(json.dumps(rec))
+    (path,) = time_to_quality_plots(tmp_path, tmp_path / "plots")
+    assert path.name == "time_to_quality_kodak.png" and path.stat().st_size > 1000

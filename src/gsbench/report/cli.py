@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .aggregate import load_frame, summarize, write_tidy
+from .aggregate import load_frame, load_raw, summarize, write_tidy
 from .bdrate import BD_METRICS, MIN_OVERLAP, bd_markdown, bd_table
 from .compressai_json import write_compressai
 from .paper import ExperimentError, write_paper_tables
@@ -91,9 +91,24 @@ def build_report(
         if plots:
             rep.files += rd_plots(df, out / "plots", rate=rate)
             rep.files += represent_plots(df, out / "plots")
+            rep.files += time_to_quality_plots(root, out / "plots")
     if experiments:
         rep.files += write_paper_tables(df, [Path(e) for e in experiments], out / "paper")
     return rep
+
+
+def time_to_quality_plots(root: Path, out: Path) -> list[Path]:
+    """PSNR vs wall seconds of ``instant_gi`` against ``gi`` (represent records), one figure per dataset."""
+    from ..methods.instant_gi.plot import time_to_quality_plot
+
+    recs = [r for _, r in load_raw(root) if r.get("status") == "ok" and r.get("task") == "represent"]
+    written = []
+    for dataset in sorted({str(r.get("dataset")) for r in recs if r.get("method") == "instant_gi"}):
+        group = [r for r in recs if r.get("dataset") == dataset and r.get("method") in ("instant_gi", "gi")]
+        out.mkdir(parents=True, exist_ok=True)
+        summary = time_to_quality_plot(group, out / f"time_to_quality_{dataset}.png")
+        written.append(Path(summary["path"]))
+    return written
 
 
 def parser() -> argparse.ArgumentParser:
