@@ -16,7 +16,7 @@ help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 # triton (CPU interpreter in the tests) and wandb are optional for users but part of the test set-up.
-EXTRAS        ?= dev,launchers,triton,wandb
+EXTRAS        ?= dev,launchers,triton,wandb,codecs
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv --system-site-packages $(VENV)

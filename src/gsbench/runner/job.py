@@ -64,6 +64,9 @@ def run_job(cfg: DictConfig, output_dir: Path) -> JobResult:
     items = resolve_dataset(cfg.dataset, cfg.paths.data_dir)
     method = get_method(cfg.method.name, cfg.method, cfg.train, cfg.get("codec"))
     budget = method.budget(int(cfg.gaussians))
+    tasks = getattr(method, "tasks", None)
+    if tasks is not None and str(cfg.task.name) not in tasks:
+        raise UserError(f"method {cfg.method.name!r} supports task={'|'.join(tasks)}, not {cfg.task.name!r}")
     rdir = record_dir(output_dir, cfg.method.name, cfg.dataset.name, budget, seed, chash)
     options = RenderOptions.from_config(cfg.render)
     backend = resolve_backend(options.backend, device)
@@ -78,15 +81,16 @@ def run_job(cfg: DictConfig, output_dir: Path) -> JobResult:
         "config_hash": chash,
         "config": plain,
         "device": device_info(device),
-        "render_backend": backend,
+        "render_backend": backend if method.budget_name == "gaussians" else None,
         "versions": versions(),
         "git": git_commit(),
     }
     log.info(
-        "job: %s on %s (%d images), %d Gaussians, seed %d, %s/%s -> %s",
+        "job: %s on %s (%d images), %s %d, seed %d, %s/%s -> %s",
         cfg.method.name,
         cfg.dataset.name,
         len(items),
+        method.budget_name,
         budget,
         seed,
         device,

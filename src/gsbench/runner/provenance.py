@@ -27,6 +27,9 @@ PACKAGES = (
     "scikit-image",
     "triton",
     "wandb",
+    "constriction",
+    "imagecodecs",
+    "bjontegaard",
 )
 # Keys that change where or how a job runs, not what it computes: left out of the config hash.
 UNHASHED = (

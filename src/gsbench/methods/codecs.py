@@ -1,0 +1,426 @@
+"""Classical image codecs as methods: ``jpeg``, ``webp``, ``avif``, ``jxl`` (task ``compress`` only).
+
+Each codec is a row of :data:`CODECS`: the file suffix, the config keys it reads with their defaults, and
+the libraries that can encode it, in order of preference (``method.library=auto`` takes the first one
+installed). A library is a :class:`Backend`: how to tell whether it is installed, its version string,
+encode ``uint8 [H, W, 3] -> bytes`` and decode ``bytes -> uint8 [H, W, 3]``. The budget is the codec's
+quality (``method.quality``, 0..100), so ``-m method=jpeg task=compress method.quality=10,40,75`` is a
+sweep; every record names the quality, the library and its version and the settings used in
+``method_info`` (``description`` is the one-line summary). Settings are the libraries' defaults (4:2:0
+chroma subsampling for all four) except where written in docs/baselines.md.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from .base import METHODS, Decoded, Encoded, FitContext, Fitted, Method
+
+Settings = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One library's encoder and decoder for one codec.
+
+    Attributes:
+        library: the library's name as printed (``Pillow``, ``imagecodecs``).
+        package: what to ``pip install`` when it is missing.
+        missing: ``() -> reason or None``: why this library cannot encode the codec here (None: it can).
+        version: ``() -> str``: the library's version and the codec library underneath.
+        encode: ``(pixels uint8 [H, W, 3], quality, settings) -> bytes``.
+        decode: ``(bytes) -> uint8 [H, W, 3]``.
+        applied: ``(settings) -> dict``: the settings this library really uses (for the record).
+    """
+
+    library: str
+    package: str
+    missing: Callable[[], str | None]
+    version: Callable[[], str]
+    encode: Callable[[np.ndarray, int, Settings], bytes]
+    decode: Callable[[bytes], np.ndarray]
+    applied: Callable[[Settings], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class CodecSpec:
+    """A codec: its label, file suffix, config keys with defaults, and the backends able to encode it."""
+
+    name: str
+    label: str
+    suffix: str
+    defaults: dict[str, Any]
+    backends: tuple[Backend, ...]
+    install: str  # what to tell a user who has none of the backends
+    quality_range: tuple[int, int] = (0, 100)
+
+
+# ---- Pillow -------------------------------------------------------------------------------------------
+
+
+def _pil_version() -> str:
+    import PIL
+
+    return PIL.__version__
+
+
+def _pil_missing(feature: str, need: str) -> Callable[[], str | None]:
+    def missing() -> str | None:
+        try:
+            from PIL import features
+        except ImportError:
+            return "Pillow is not installed"
+        if not features.check(feature):
+            return f"this Pillow ({_pil_version()}) was built without {feature.upper()} support; {need}"
+        return None
+
+    return missing
+
+
+def _pil_lib_version(feature: str, name: str) -> Callable[[], str]:
+    def version() -> str:
+        from PIL import features
+
+        return f"Pillow {_pil_version()} ({name} {features.version(feature)})"
+
+    return version
+
+
+def _pil_save(fmt: str, **fixed: Any) -> Callable[[np.ndarray, int, Settings], bytes]:
+    def encode(pixels: np.ndarray, quality: int, settings: Settings) -> bytes:
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(pixels, "RGB").save(buf, fmt, quality=quality, **fixed, **dict(settings))
+        return buf.getvalue()
+
+    return encode
+
+
+def _pil_decode(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        return np.asarray(im.convert("RGB"))
+
+
+# ---- imagecodecs --------------------------------------------------------------------------------------
+
+
+def _ic_missing(codec: str) -> Callable[[], str | None]:
+    def missing() -> str | None:
+        try:
+            import imagecodecs
+        except ImportError:
+            return "imagecodecs is not installed"
+        if not getattr(imagecodecs, codec).available:
+            return f"this imagecodecs ({imagecodecs.__version__}) was built without {codec}"
+        return None
+
+    return missing
+
+
+def _ic_version(codec: str) -> Callable[[], str]:
+    def version() -> str:
+        import imagecodecs
+
+        return f"imagecodecs {imagecodecs.__version__} ({getattr(imagecodecs, f'{codec}_version')()})"
+
+    return version
+
+
+def _ic_jxl_encode(pixels: np.ndarray, quality: int, s: Settings) -> bytes:
+    import imagecodecs
+
+    # level is libjxl's JxlEncoderDistanceFromQuality (cjxl -q): 90 -> distance 1.0, 75 -> 2.35
+    return bytes(
+        imagecodecs.jpegxl_encode(
+            pixels, level=quality, effort=int(s["effort"]), numthreads=int(s["threads"])
+        )
+    )
+
+
+def _ic_jxl_decode(data: bytes) -> np.ndarray:
+    import imagecodecs
+
+    return _rgb8(imagecodecs.jpegxl_decode(data))
+
+
+def _ic_avif_encode(pixels: np.ndarray, quality: int, s: Settings) -> bytes:
+    import imagecodecs
+
+    fmt = getattr(imagecodecs.AVIF.PIXEL_FORMAT, "YUV" + str(s["subsampling"]).replace(":", ""))
+    out = imagecodecs.avif_encode(
+        pixels, level=quality, speed=int(s["speed"]), pixelformat=fmt, numthreads=int(s["threads"])
+    )
+    return bytes(out)
+
+
+def _ic_avif_decode(data: bytes) -> np.ndarray:
+    import imagecodecs
+
+    return _rgb8(imagecodecs.avif_decode(data))
+
+
+def _ic_webp_encode(pixels: np.ndarray, quality: int, s: Settings) -> bytes:
+    import imagecodecs
+
+    # imagecodecs' WebP is lossless unless told otherwise
+    return bytes(imagecodecs.webp_encode(pixels, level=quality, lossless=False, method=int(s["method"])))
+
+
+def _ic_webp_decode(data: bytes) -> np.ndarray:
+    import imagecodecs
+
+    return _rgb8(imagecodecs.webp_decode(data))
+
+
+def _rgb8(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"decoder returned {arr.dtype} {arr.shape}, expected uint8 [H, W, 3]")
+    return arr
+
+
+# ---- the table -----------------------------------------------------------------------------------------
+
+_PILLOW_JPEG = Backend(
+    library="Pillow",
+    package="pillow",
+    missing=_pil_missing("jpg", "install a Pillow wheel from PyPI"),
+    version=_pil_lib_version("libjpeg_turbo", "libjpeg-turbo"),
+    encode=_pil_save("JPEG"),
+    decode=_pil_decode,
+    applied=lambda s: {
+        "subsampling": s["subsampling"],
+        "optimize": bool(s["optimize"]),
+        "progressive": bool(s["progressive"]),
+        "quantisation_tables": "IJG standard tables scaled by quality (libjpeg jpeg_set_quality)",
+    },
+)
+
+CODECS: dict[str, CodecSpec] = {
+    "jpeg": CodecSpec(
+        name="jpeg",
+        label="JPEG",
+        suffix=".jpg",
+        defaults={"subsampling": "4:2:0", "optimize": False, "progressive": False},
+        backends=(_PILLOW_JPEG,),
+        install="pip install pillow",
+    ),
+    "webp": CodecSpec(
+        name="webp",
+        label="WebP (lossy)",
+        suffix=".webp",
+        defaults={"method": 4},
+        backends=(
+            Backend(
+                library="Pillow",
+                package="pillow",
+                missing=_pil_missing("webp", "install a Pillow wheel from PyPI, or imagecodecs"),
+                version=_pil_lib_version("webp", "libwebp"),
+                encode=_pil_save("WEBP", lossless=False),
+                decode=_pil_decode,
+                applied=lambda s: {"method": int(s["method"]), "lossless": False, "subsampling": "4:2:0"},
+            ),
+            Backend(
+                library="imagecodecs",
+                package="imagecodecs",
+                missing=_ic_missing("WEBP"),
+                version=_ic_version("webp"),
+                encode=_ic_webp_encode,
+                decode=_ic_webp_decode,
+                applied=lambda s: {"method": int(s["method"]), "lossless": False, "subsampling": "4:2:0"},
+            ),
+        ),
+        install="pip install pillow (or imagecodecs)",
+    ),
+    "avif": CodecSpec(
+        name="avif",
+        label="AVIF",
+        suffix=".avif",
+        defaults={"speed": 6, "subsampling": "4:2:0", "threads": 1},
+        backends=(
+            Backend(
+                library="Pillow",
+                package="pillow>=11.3",
+                missing=_pil_missing("avif", "Pillow>=11.3 wheels include AVIF; or pip install imagecodecs"),
+                version=_pil_lib_version("avif", "libavif"),
+                encode=lambda px, q, s: _pil_save("AVIF")(
+                    px,
+                    q,
+                    {"speed": int(s["speed"]), "subsampling": s["subsampling"], "max_threads": s["threads"]},
+                ),
+                decode=_pil_decode,
+                applied=lambda s: {
+                    "speed": int(s["speed"]),
+                    "subsampling": s["subsampling"],
+                    "range": "full",
+                    "codec": "auto (libaom in the PyPI wheels)",
+                    "threads": int(s["threads"]),
+                },
+            ),
+            Backend(
+                library="imagecodecs",
+                package="imagecodecs",
+                missing=_ic_missing("AVIF"),
+                version=_ic_version("avif"),
+                encode=_ic_avif_encode,
+                decode=_ic_avif_decode,
+                applied=lambda s: {
+                    "speed": int(s["speed"]),
+                    "subsampling": s["subsampling"],
+                    "threads": int(s["threads"]),
+                },
+            ),
+        ),
+        install="pip install 'pillow>=11.3' (or imagecodecs)",
+    ),
+    "jxl": CodecSpec(
+        name="jxl",
+        label="JPEG XL",
+        suffix=".jxl",
+        defaults={"effort": 7, "threads": 1},
+        backends=(
+            Backend(
+                library="imagecodecs",
+                package="imagecodecs",
+                missing=_ic_missing("JPEGXL"),
+                version=_ic_version("jpegxl"),
+                encode=_ic_jxl_encode,
+                decode=_ic_jxl_decode,
+                applied=lambda s: {
+                    "effort": int(s["effort"]),
+                    "distance": "from quality as cjxl -q (libjxl JxlEncoderDistanceFromQuality)",
+                    "colour": "XYB (lossy default; no chroma subsampling in JPEG XL)",
+                    "container": False,
+                    "threads": int(s["threads"]),
+                },
+            ),
+        ),
+        install="pip install imagecodecs (or pip install -e '.[codecs]')",
+    ),
+}
+
+
+def pick_backend(spec: CodecSpec, library: str = "auto") -> Backend:
+    """The first installed backend of ``spec`` (or the one named ``library``).
+
+    Raises:
+        UserError: naming the package to install when none is.
+    """
+    if library != "auto":
+        chosen = [b for b in spec.backends if b.library.lower() == library.lower()]
+        if not chosen:
+            valid = ", ".join(["auto", *(b.library for b in spec.backends)])
+            raise UserError(f"method.library={library!r} cannot encode {spec.label}; valid: {valid}")
+    else:
+        chosen = list(spec.backends)
+    reasons = []
+    for backend in chosen:
+        reason = backend.missing()
+        if reason is None:
+            return backend
+        reasons.append(reason)
+    raise UserError(
+        f"method {spec.name!r} needs a {spec.label} encoder, and none is installed here "
+        f"({'; '.join(reasons)}): {spec.install}"
+    )
+
+
+class DecodedPixels(Decoded):
+    """An image decoded by a classical codec: the pixels themselves."""
+
+    num_gaussians = 0
+
+    def __init__(self, pixels: np.ndarray, device: torch.device) -> None:
+        self.height, self.width = int(pixels.shape[0]), int(pixels.shape[1])
+        self.image = torch.from_numpy(np.array(pixels)).to(device).permute(2, 0, 1).float() / 255
+
+    def render(self) -> torch.Tensor:
+        return self.image
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """``[3, H, W]`` float in [0, 1] -> ``uint8 [H, W, 3]`` (round to nearest; exact for 8-bit inputs)."""
+    pixels = (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
+    return np.ascontiguousarray(pixels.cpu().numpy())
+
+
+class ClassicalCodec(Method):
+    """A codec from :data:`CODECS`; config keys: ``quality`` (the budget), ``library`` and the codec's own."""
+
+    spec: CodecSpec
+    budget_name = "quality"
+    tasks = ("compress",)  # what a job may ask of it (represent: nothing to fit)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # sets self.cfg (the method node) and self.train_cfg
+        unknown = set(self.cfg) - {"name", "quality", "library", "budget_tag", *self.spec.defaults}
+        if unknown:
+            keys = ", ".join(["quality", "library", *self.spec.defaults])
+            raise UserError(f"unknown {self.name} option(s) {', '.join(sorted(unknown))}; valid: {keys}")
+        self.settings = {k: self.cfg.get(k, v) for k, v in self.spec.defaults.items()}
+        self.backend = pick_backend(self.spec, str(self.cfg.get("library", "auto")))
+
+    def budget(self, gaussians: int) -> int:
+        """The quality (``method.quality``); the ``gaussians`` key is ignored."""
+        q = self.cfg.get("quality")
+        lo, hi = self.spec.quality_range
+        if isinstance(q, bool) or not isinstance(q, int) or not lo <= q <= hi:
+            raise UserError(f"method.quality must be an integer in {lo}..{hi} for {self.name}, got {q!r}")
+        return q
+
+    def fit(self, image: torch.Tensor, budget: int, ctx: FitContext) -> Fitted:
+        raise UserError(
+            f"{self.name} is a classical codec: there is nothing to fit; run it with task=compress "
+            f"(python -m gsbench method={self.name} task=compress method.quality=...)"
+        )
+
+    def describe(self, quality: int) -> dict[str, Any]:
+        """What the record says about the encoder: library, versions, quality and settings."""
+        version = self.backend.version()
+        applied = self.backend.applied(self.settings)
+        settings = ", ".join(f"{k}={v}" for k, v in applied.items())
+        return {
+            "description": f"{self.spec.label}, quality {quality}, via {version}; {settings}",
+            "codec": self.name,
+            "quality": quality,
+            "library": self.backend.library,
+            "library_version": version,
+            "settings": applied,
+        }
+
+    def compress(self, image: torch.Tensor, budget: int, ctx: FitContext) -> Encoded:
+        pixels = to_uint8(image)
+        data = self.backend.encode(pixels, budget, self.settings)
+        info = self.describe(budget)
+        exact = torch.equal(torch.from_numpy(pixels).permute(2, 0, 1).to(image.device).float() / 255, image)
+        if not exact:
+            info["input_note"] = "the input was rounded to 8 bits before encoding"
+        return Encoded(data=data, num_gaussians=0, bpp_payload=None, info=info)
+
+    def decode(self, data: bytes, ctx: FitContext) -> DecodedPixels:
+        return DecodedPixels(self.backend.decode(data), ctx.device)
+
+
+def _register() -> None:
+    for name, spec in CODECS.items():
+        cls = type(
+            f"{spec.name.capitalize()}Codec",
+            (ClassicalCodec,),
+            {"name": name, "spec": spec, "file_suffix": spec.suffix, "__doc__": f"{spec.label} baseline."},
+        )
+        METHODS.add(name, cls)
+
+
+_register()
+
+__all__ = ["CODECS", "Backend", "ClassicalCodec", "CodecSpec", "DecodedPixels", "pick_backend", "to_uint8"]
