@@ -8,6 +8,7 @@ from . import (  # noqa: F401
     gi_codec,
     gipp_codec,
     instant_gi,
+    sgi,
 )
 from .base import METHODS, Decoded, Encoded, FitContext, FitDiverged, Fitted, Method, get_method
 
