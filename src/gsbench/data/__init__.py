@@ -11,6 +11,7 @@ Public API::
 See ``docs/datasets.md``.
 """
 
+from . import stacks  # noqa: F401  (registers dataset=texture_stack)
 from .download import DownloadError, fetch, sha256_file
 from .images import MAX_PIXELS, DatasetError, ImageError, load_image
 from .registry import DATASETS, IMAGE_EXTENSIONS, DatasetSpec, ImageItem, dataset_names, resolve_dataset

@@ -7,6 +7,7 @@ from . import (  # noqa: F401
     gaussianimage_pp,
     gi_codec,
     gipp_codec,
+    image_gs,
     instant_gi,
     sgi,
 )

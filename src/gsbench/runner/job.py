@@ -15,6 +15,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..data import ImageError, ImageItem, load_image, resolve_dataset
+from ..data.stacks import is_stack, load_stack, save_stack_pngs, stack_info, stack_metrics
 from ..errors import UserError
 from ..gaussians.render import RenderOptions, resolve_backend
 from ..loggers import make_logger
@@ -150,7 +151,11 @@ class _Job:
 
 
 def _run_image(cfg, method, item: ImageItem, device, options, rdir: Path, logger) -> dict[str, Any]:
-    image, notes = load_image(item.path)
+    groups = None
+    if is_stack(item.path):  # a texture stack: a folder of same-size images, concatenated along channels
+        image, groups, notes = load_stack(item.path)
+    else:
+        image, notes = load_image(item.path)
     image = image.to(device)
     ctx = FitContext(
         device=device,
@@ -165,9 +170,15 @@ def _run_image(cfg, method, item: ImageItem, device, options, rdir: Path, logger
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     out, recon = TASKS.get(str(cfg.task.name))(cfg, method, image, ctx, rdir / item.name)
-    metrics, metric_notes = compute_metrics_with_notes(
-        image, recon, list(cfg.metrics.names), lpips_weights=cfg.metrics.lpips_weights
-    )
+    if groups is None:
+        metrics, metric_notes = compute_metrics_with_notes(
+            image, recon, list(cfg.metrics.names), lpips_weights=cfg.metrics.lpips_weights
+        )
+    else:  # per channel group ("<file stem>/<metric>") plus PSNR over all channels
+        metrics, metric_notes = stack_metrics(
+            image, recon, groups, list(cfg.metrics.names), lpips_weights=cfg.metrics.lpips_weights
+        )
+        out["channel_groups"] = stack_info(groups)
     out.update(
         height=int(image.shape[1]),
         width=int(image.shape[2]),
@@ -177,6 +188,10 @@ def _run_image(cfg, method, item: ImageItem, device, options, rdir: Path, logger
     )
     if device.type == "cuda":
         out["peak_memory_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    if groups is not None:
+        if cfg.save_reconstructions:
+            out["reconstruction"] = save_stack_pngs(recon, groups, rdir, item.name)
+        return out
     logger.log_images(item.name, image, recon)
     if cfg.save_reconstructions:
         png = rdir / f"{item.name}.png"
