@@ -8,7 +8,7 @@ PY            := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 STAMP         := $(VENV)/.gsbench-installed
 RUN_ARGS      ?= preset=quick
-PYTEST_ARGS   ?=
+PYTEST_ARGS   ?= --durations=15
 
 .PHONY: help setup run test test-fast lint bench clean
 

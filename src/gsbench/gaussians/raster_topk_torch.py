@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .raster_torch import ALPHA_MIN, bin_gaussians
+from .raster_torch import ALPHA_MIN, _image_to_tiles, _tiles_to_image, bin_gaussians
 
 PAD_RATIO = 0.6  # a chunk's tiles have candidate counts within this factor of its largest
 
@@ -134,20 +134,9 @@ def _select(means, conic, radius, lists: TileLists, tiles, height, width, k, cut
     return ids, top_w  # [nt, TT, min(k, cmax)]
 
 
-def _to_image(tiles: torch.Tensor, lists: TileLists, height: int, width: int) -> torch.Tensor:
-    """``[tiles, T*T, C]`` -> ``[C, H, W]`` (cropping the padding)."""
-    T, C = lists.tile_size, tiles.shape[-1]
-    img = tiles.reshape(lists.tiles_y, lists.tiles_x, T, T, C).permute(4, 0, 2, 1, 3)
-    return img.reshape(C, lists.tiles_y * T, lists.tiles_x * T)[:, :height, :width]
-
-
-def _to_tiles(img: torch.Tensor, lists: TileLists) -> torch.Tensor:
-    """``[C, H, W]`` -> zero-padded ``[tiles, T*T, C]``."""
-    T, (C, H, W) = lists.tile_size, img.shape
-    pad = img.new_zeros(C, lists.tiles_y * T, lists.tiles_x * T)
-    pad[:, :H, :W] = img
-    tiles = pad.reshape(C, lists.tiles_y, T, lists.tiles_x, T).permute(1, 3, 2, 4, 0)
-    return tiles.reshape(lists.num_tiles, T * T, C)
+# One tiling for both rasterizers: TileLists has the same tile_size / tiles_y / tiles_x as TileBins.
+_to_image = _tiles_to_image
+_to_tiles = _image_to_tiles
 
 
 class RasterizeTopKTorch(torch.autograd.Function):
