@@ -117,7 +117,10 @@ def test_folder_run_end_to_end_with_a_bad_file(tmp_path):
 def test_resume_after_interrupt_loses_nothing(tmp_path):
     folder = make_folder(tmp_path, n=3, size=(48, 64))
     out = tmp_path / "out"
-    args = ["dataset=folder", f"dataset.path={folder}", *TINY, "train.iterations=400", f"hydra.run.dir={out}"]
+    # enough iterations that an image takes seconds even on an idle machine, so the poll below sees
+    # the first record while the second image is still being fitted
+    args = ["dataset=folder", f"dataset.path={folder}", *TINY, "train.iterations=1500"]
+    args.append(f"hydra.run.dir={out}")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gsbench", *args],
@@ -128,7 +131,7 @@ def test_resume_after_interrupt_loses_nothing(tmp_path):
     )
     deadline = time.time() + 240
     while time.time() < deadline and not records(out) and proc.poll() is None:
-        time.sleep(0.2)
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)  # Ctrl-C while the second image is being fitted
     proc.wait(timeout=60)
     first = records(out)
