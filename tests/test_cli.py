@@ -128,6 +128,9 @@ def test_resume_after_interrupt_loses_nothing(tmp_path):
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # a suite started in the background (`cmd &`) inherits an ignored SIGINT: restore the default
+        # so Python installs its KeyboardInterrupt handler in the child
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 240
     while time.time() < deadline and not records(out) and proc.poll() is None:
