@@ -123,11 +123,8 @@ def encode_gipp(
         "COLR": write_lsq(quant.color, colors, entropy),
     }
     data = encode_container(Container("gi_pp", height, width, n, sections))
-    pm, pc, pk = (
-        lsq_preview(quant.pos, means),
-        from_log(lsq_preview(quant.cov, to_log(cov))),
-        lsq_preview(quant.color, colors),
-    )
+    # per-row quantisation: the kept rows of q_cov are what the decoder rebuilds
+    pm, pc, pk = lsq_preview(quant.pos, means), q_cov[keep], lsq_preview(quant.color, colors)
     info.update(entropy=entropy, dropped_at_encode=int((~keep).sum()))
     return Encoded(
         data=data,
