@@ -36,7 +36,7 @@ test-fast: $(STAMP)  ## the tests not marked slow
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff
-	$(PY) -m ruff check src tests benchmarks kernels
+	$(PY) -m ruff check src tests benchmarks
 
 bench: $(STAMP)  ## CPU timing of one training step (768x512, 10k Gaussians)
 	$(PY) benchmarks/train_step.py

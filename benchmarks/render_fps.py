@@ -65,25 +65,20 @@ def make_inputs(n, h, w, seed, dev, channels=3):
 
 def pipelines(h, w, args):
     """name -> fn(means, chol, colors) -> image, for every renderer."""
-    from kernels.binning import bin_tiles_triton
-    from kernels.projection import project_triton
-    from kernels.rasterize_sum import rasterize_sum_triton
-    from kernels.rasterize_topk import rasterize_topk_triton
-
     from gsbench.gaussians import RenderOptions, cholesky_to_cov, render
+    from gsbench.kernels.pipeline import render_triton
 
-    def triton(raster, **kw):
+    def triton(mode, **kw):
         def fn(means, chol, colors):
-            proj = project_triton(chol, means, "cholesky", h, w, args.tile)
-            bins = bin_tiles_triton(proj.rect, proj.count, h, w, args.tile)
-            return raster(means, proj.conic, colors, proj.radius, bins, h, w, **kw)
+            return render_triton(chol, means, colors, h, w, param_mode="cholesky", mode=mode,
+                                 tile_size=args.tile, **kw)  # fmt: skip
 
         return fn
 
     torch_opts = RenderOptions(backend="torch", torch_tile_size=args.tile)
     return {
-        "triton_sum": triton(rasterize_sum_triton),
-        "triton_topk": triton(rasterize_topk_triton, k=args.k),
+        "triton_sum": triton("sum"),
+        "triton_topk": triton("topk", k=args.k),
         "torch_sum": lambda m, c, k: render(m, cholesky_to_cov(c), k, h, w, torch_opts),
     }
 

@@ -16,13 +16,12 @@ import torch
 
 pytest.importorskip("triton")
 
-from kernels import is_interpreted
-from kernels.binning import bin_tiles_triton
-from kernels.projection import _project_fwd_kernel, project_triton
-
 from gsbench.gaussians import cholesky_to_cov, cov_radius, cov_to_conic, filtered_cov
 from gsbench.gaussians.params import scale_rot_to_cov
 from gsbench.gaussians.raster_torch import bin_gaussians
+from gsbench.kernels import is_interpreted
+from gsbench.kernels.binning import bin_tiles_triton
+from gsbench.kernels.projection import _project_fwd_kernel, project_triton
 
 DEV = "cpu" if is_interpreted(_project_fwd_kernel) else "cuda"
 if DEV == "cuda" and not torch.cuda.is_available():

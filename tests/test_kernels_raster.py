@@ -15,12 +15,12 @@ import torch
 
 pytest.importorskip("triton")
 
-from kernels import is_interpreted
-from kernels.binning import bin_tiles_triton
-from kernels.projection import project_triton
-from kernels.rasterize_sum import _rasterize_sum_fwd_kernel, rasterize_sum_triton
-
 from gsbench.gaussians import RenderOptions, cholesky_to_cov, render, render_reference
+from gsbench.kernels import is_interpreted
+from gsbench.kernels.binning import bin_tiles_triton
+from gsbench.kernels.pipeline import render_triton
+from gsbench.kernels.projection import project_triton
+from gsbench.kernels.rasterize_sum import _rasterize_sum_fwd_kernel, rasterize_sum_triton
 from helpers import random_gaussians
 
 DEV = "cpu" if is_interpreted(_rasterize_sum_fwd_kernel) else "cuda"
@@ -30,10 +30,8 @@ F64 = torch.float64
 
 
 def triton_sum(means, chol, colors, h, w, tile=16, cutoff=True, cap=None):
-    proj = project_triton(chol, means, "cholesky", h, w, tile)
-    bins = bin_tiles_triton(proj.rect, proj.count, h, w, tile)
-    return rasterize_sum_triton(
-        means, proj.conic, colors, proj.radius, bins, h, w, cutoff=cutoff, legacy_cap=cap
+    return render_triton(
+        chol, means, colors, h, w, param_mode="cholesky", tile_size=tile, cutoff=cutoff, legacy_cap=cap
     )
 
 

@@ -16,12 +16,13 @@ import torch
 
 pytest.importorskip("triton")
 
-from kernels import is_interpreted
-from kernels.binning import bin_tiles_triton
-from kernels.projection import project_triton
-from kernels.rasterize_topk import _rasterize_topk_fwd_kernel, rasterize_topk_reference, rasterize_topk_triton
-
 from gsbench.gaussians import cholesky_to_cov
+from gsbench.gaussians.reference import render_topk_reference as rasterize_topk_reference
+from gsbench.kernels import is_interpreted
+from gsbench.kernels.binning import bin_tiles_triton
+from gsbench.kernels.pipeline import render_triton
+from gsbench.kernels.projection import project_triton
+from gsbench.kernels.rasterize_topk import _rasterize_topk_fwd_kernel, rasterize_topk_triton
 from helpers import random_gaussians as _random_gaussians
 
 DEV = "cpu" if is_interpreted(_rasterize_topk_fwd_kernel) else "cuda"
@@ -36,9 +37,9 @@ def compare(inputs, h, w, seed, k, tile=16, cutoff=True, grad_atol=1e-9):
     """Forward and gradients (means, Cholesky, colours) against the dense reference."""
     cot = torch.randn(inputs[2].shape[1], h, w, dtype=F64, generator=torch.Generator().manual_seed(seed))
     a = [t.detach().to(DEV).requires_grad_() for t in inputs]
-    proj = project_triton(a[1], a[0], "cholesky", h, w, tile)
-    bins = bin_tiles_triton(proj.rect, proj.count, h, w, tile)
-    out = rasterize_topk_triton(a[0], proj.conic, a[2], proj.radius, bins, h, w, k=k, cutoff=cutoff)
+    out = render_triton(
+        a[1], a[0], a[2], h, w, param_mode="cholesky", mode="topk", tile_size=tile, k=k, cutoff=cutoff
+    )
     grads = torch.autograd.grad((out * cot.to(DEV).to(out.dtype)).sum(), a)
     b = [t.detach().double().requires_grad_() for t in inputs]
     ref = rasterize_topk_reference(b[0], cholesky_to_cov(b[1]), b[2], h, w, k=k, cutoff=cutoff)

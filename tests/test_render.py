@@ -137,3 +137,31 @@ def test_bad_inputs_are_refused():
         render(torch.zeros(3, 2), torch.zeros(2, 3), torch.zeros(3, 3), 4, 4)
     with pytest.raises(KeyError, match="valid names"):
         render(torch.zeros(1, 2), torch.ones(1, 3), torch.ones(1, 3), 4, 4, RenderOptions(backend="nope"))
+
+
+def test_renderer_table_resolves_auto_per_device_and_refuses_unknown_names():
+    from gsbench.gaussians.render import RENDERERS, backend_names, resolve_backend
+    from gsbench.registry import UnknownNameError
+
+    assert {m for m, _ in RENDERERS} == {"sum", "topk"}
+    assert backend_names()[0] == "auto"
+    cpu = resolve_backend("auto", "cpu")
+    assert cpu in ("numba", "torch") and RENDERERS[("sum", cpu)].available()
+    assert resolve_backend("torch", "cpu", "topk") == "torch"
+    with pytest.raises(UnknownNameError, match="valid names"):
+        resolve_backend("cuda_magic", "cpu")
+
+
+def test_kernels_package_imports_nothing_else_from_gsbench():
+    """gsbench.kernels stands alone: only relative imports, triton and torch."""
+    import ast
+    from pathlib import Path
+
+    import gsbench.kernels as k
+
+    for path in Path(k.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            assert not [n for n in names if n.split(".")[0] == "gsbench"], f"{path.name} imports gsbench"

@@ -3,8 +3,8 @@
 ``pixel = sum_{n in topK(p)} w_n c_n / (sum_{n in topK(p)} w_n + eps)`` (``normalise=True``), or the plain
 sum of the same K terms (``normalise=False``). ``topK(p)`` are the K Gaussians with the largest weights
 ``w = exp(-sigma)`` at pixel p among those whose footprint holds p, with the footprint, positive-definiteness
-and optional 1/255 cut-off of :mod:`.raster_torch` (the semantics of :func:`kernels.rasterize_topk`'s
-dense reference ``rasterize_topk_reference``). Gradients flow through the kept Gaussians only.
+and optional 1/255 cut-off of :mod:`.raster_torch` (the semantics of the dense reference
+:func:`.reference.render_topk_reference`). Gradients flow through the kept Gaussians only.
 
 Work is chunked over tiles: each tile's candidate list (the Gaussians binned to it by
 :func:`.raster_torch.bin_gaussians`) is evaluated at the tile's pixels as ``[tiles, T, T, candidates]``

@@ -69,6 +69,29 @@ def render_reference(
     return torch.einsum("nhw,nc->chw", w, colors)
 
 
+def render_topk_reference(
+    means: torch.Tensor,
+    cov: torch.Tensor,
+    colors: torch.Tensor,
+    height: int,
+    width: int,
+    *,
+    k: int = 10,
+    eps: float = 1e-10,
+    cutoff: bool = True,
+    normalise: bool = True,
+) -> torch.Tensor:
+    """Top-K render ``[C, H, W]`` from ``means [N, 2]``, ``cov [N, 3]``, ``colors [N, C]``.
+
+    Weights masked exactly as :func:`render_reference`, then ``torch.topk`` over the Gaussians per pixel;
+    with ``normalise`` the kept weighted sum is divided by (kept weight sum + ``eps``).
+    """
+    w = dense_weights(means, cov, height, width, cutoff=cutoff)  # [N, H, W]
+    top_w, top_i = torch.topk(w, min(k, w.shape[0]), dim=0)  # [K, H, W] (K = 0 without Gaussians)
+    num = torch.einsum("khw,khwc->chw", top_w, colors[top_i])
+    return num / (top_w.sum(0) + eps) if normalise else num
+
+
 def _legacy_keep(box: torch.Tensor, tile: int, cap: int) -> torch.Tensor:
     """``[N, H, W]`` bool: pixel kept if its Gaussian is among the first ``cap`` that touch its tile.
 

@@ -1,27 +1,29 @@
-"""The renderer's front door: one :func:`render` for every method, backends chosen by name.
+"""The renderer's front door: :func:`render` (accumulated sum) and :func:`render_topk` (Image-GS).
 
-Backends share one contract (see :mod:`.raster_torch` for the exact semantics) and register in
-:data:`BACKENDS`; the Triton kernels register themselves as ``"triton"`` when importable.
+Both dispatch through one table, :data:`RENDERERS`, keyed by ``(mode, backend)`` with mode ``sum`` or
+``topk`` and backend ``torch``, ``numba`` or ``triton`` (:mod:`.backends` fills it, importing each
+backend's code lazily, on its first render). ``auto`` takes the first backend of :data:`AUTO_ORDER` for
+the tensors' device that is installed and supports the request: Triton on CUDA, numba on the CPU, torch
+otherwise. Every backend has the contract written in :mod:`.raster_torch` (sum) and
+:mod:`.raster_topk_torch` (top-K) and is tested against :mod:`.reference`.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 
-from ..registry import Registry
-from .params import cov_radius, cov_to_conic
-from .raster_torch import rasterize_sum_torch
+from ..registry import UnknownNameError
 
 LEGACY_TILE = 16  # the official kernel's tile and its per-tile cap
 LEGACY_CAP = 256
-
-Backend = Callable[..., torch.Tensor]
-BACKENDS: Registry[Backend] = Registry("render backend")
+MODES = ("sum", "topk")
+# auto: preference per device type; the first installed backend that supports the request wins
+AUTO_ORDER: dict[str, tuple[str, ...]] = {"cuda": ("triton", "torch"), "cpu": ("numba", "torch")}
+FALLBACK = "torch"  # implements every option on every device
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,8 @@ class RenderOptions:
     """How to render; mirrors the ``render`` config group.
 
     Attributes:
-        backend: ``auto`` (Triton on CUDA when available, else torch), ``torch`` or ``triton``.
+        backend: ``auto`` (Triton on CUDA, numba on the CPU, when installed; else torch), ``torch``,
+            ``numba`` or ``triton``.
         tile_size: tile edge in pixels (a work partition; results do not depend on it).
         cutoff: skip weights below 1/255 as the official kernels do.
         legacy_tile_cap: reproduce the official GaussianImage kernel's bug of rendering only the first
@@ -37,6 +40,8 @@ class RenderOptions:
         torch_tile_size: the torch backend's own work tile (8 wastes fewer evaluations on small
             Gaussians than 16 on a CPU; results are identical).
         chunk_pixels: pixel evaluations per chunk in the torch backend (bounds memory).
+        legacy_cholesky_grad: reproduce the official GaussianImage projection backward, which doubles the
+            off-diagonal term of the Cholesky gradient (off by default: the exact gradient).
     """
 
     backend: str = "auto"
@@ -45,6 +50,7 @@ class RenderOptions:
     legacy_tile_cap: bool = False
     torch_tile_size: int = 8
     chunk_pixels: int = 1 << 21
+    legacy_cholesky_grad: bool = False
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None) -> RenderOptions:
@@ -55,13 +61,95 @@ class RenderOptions:
         return cls(**{k: v for k, v in dict(cfg).items() if k in known})
 
 
-def resolve_backend(name: str, device: torch.device | str) -> str:
-    """The backend that ``name`` means on ``device``; ``auto`` picks Triton on CUDA when it is registered."""
-    device = torch.device(device)
+@dataclass(frozen=True)
+class TopKOptions:
+    """What top-K rendering keeps: ``k`` largest weights per pixel, normalised by their sum (+ ``eps``).
+
+    ``footprint="tile"``: a Gaussian competes at every pixel of every tile its footprint overlaps, as the
+    official Image-GS kernel (the image then depends on the tile size).
+    """
+
+    k: int = 10
+    normalise: bool = True
+    eps: float = 1e-10
+    footprint: str = "pixel"
+
+
+Rasterize = Callable[..., torch.Tensor]
+"""``fn(means [N,2], cov [N,3], colors [N,C], height, width, options, topk | None) -> [C, H, W]``."""
+
+
+@dataclass(frozen=True)
+class Renderer:
+    """One entry of :data:`RENDERERS`.
+
+    Attributes:
+        fn: the rasterizer (see :data:`Rasterize`); inputs arrive in one float dtype.
+        available: whether the backend's package is installed (checked without importing it).
+        supports: whether it implements these options (else ``auto`` skips it and a named backend
+            falls back to :data:`FALLBACK`).
+    """
+
+    fn: Rasterize
+    available: Callable[[], bool] = lambda: True
+    supports: Callable[[RenderOptions, TopKOptions | None], bool] = lambda options, topk: True
+
+
+RENDERERS: dict[tuple[str, str], Renderer] = {}
+
+
+def register_renderer(mode: str, backend: str, **kw: Any) -> Callable[[Rasterize], Rasterize]:
+    """Decorator: register ``fn`` as the ``(mode, backend)`` renderer (see :class:`Renderer`)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown render mode {mode!r}; valid: {', '.join(MODES)}")
+
+    def deco(fn: Rasterize) -> Rasterize:
+        if (mode, backend) in RENDERERS:
+            raise ValueError(f"renderer ({mode}, {backend}) is registered twice")
+        RENDERERS[(mode, backend)] = Renderer(fn, **kw)
+        return fn
+
+    return deco
+
+
+def backend_names() -> list[str]:
+    """Every backend name a user may give, ``auto`` first."""
+    return ["auto", *sorted({b for _, b in RENDERERS})]
+
+
+def resolve_backend(
+    name: str, device: torch.device | str, mode: str = "sum", topk: TopKOptions | None = None,
+    options: RenderOptions | None = None,
+) -> str:  # fmt: skip
+    """The backend that ``name`` means for a ``mode`` render on ``device``.
+
+    ``auto`` walks :data:`AUTO_ORDER`; a named backend that is not installed raises, one that does not
+    implement the options (e.g. Triton top-K without normalisation) falls back to :data:`FALLBACK`.
+    """
+    device, options = torch.device(device), options or RenderOptions()
     if name == "auto":
-        return "triton" if device.type == "cuda" and "triton" in BACKENDS else "torch"
-    BACKENDS.get(name)  # raises with the valid names
-    return name
+        for cand in AUTO_ORDER.get(device.type, (FALLBACK,)):
+            r = RENDERERS.get((mode, cand))
+            if r is not None and r.available() and r.supports(options, topk):
+                return cand
+        return FALLBACK
+    r = RENDERERS.get((mode, name))
+    if r is None:
+        raise UnknownNameError(f"unknown render backend {name!r}; valid names: {', '.join(backend_names())}")
+    if not r.available():
+        raise ValueError(f"render backend {name!r} is not installed here; use render.backend=auto or torch")
+    return name if r.supports(options, topk) else FALLBACK
+
+
+def _dispatch(mode, means, cov, colors, height, width, options, topk) -> torch.Tensor:
+    options = options or RenderOptions()
+    _check_inputs(means, cov, colors, height, width)
+    backend = resolve_backend(options.backend, means.device, mode, topk, options)
+    dtype = torch.promote_types(torch.promote_types(means.dtype, cov.dtype), colors.dtype)
+    if dtype not in (torch.float32, torch.float64):
+        dtype = torch.float32  # half inputs: every backend accumulates in float32 at least
+    means, cov, colors = means.to(dtype), cov.to(dtype), colors.to(dtype)
+    return RENDERERS[(mode, backend)].fn(means, cov, colors, height, width, options, topk)
 
 
 def render(
@@ -83,10 +171,37 @@ def render(
     Returns:
         ``[C, H, W]`` image (not clamped), differentiable in means, cov and colors.
     """
-    options = options or RenderOptions()
-    _check_inputs(means, cov, colors, height, width)
-    backend = resolve_backend(options.backend, means.device)
-    return BACKENDS.get(backend)(means, cov, colors, height, width, options)
+    return _dispatch("sum", means, cov, colors, height, width, options, None)
+
+
+def render_topk(
+    means: torch.Tensor,
+    cov: torch.Tensor,
+    colors: torch.Tensor,
+    height: int,
+    width: int,
+    options: RenderOptions | None = None,
+    k: int = 10,
+    normalise: bool = True,
+    eps: float = 1e-10,
+    footprint: str = "pixel",
+) -> torch.Tensor:
+    """Render 2D Gaussians keeping the ``k`` largest weights per pixel (Image-GS).
+
+    Same contract as :func:`render` (footprint, cut-off, pixel convention); see :class:`TopKOptions` for
+    ``k`` (1..64), ``normalise``, ``eps`` and ``footprint`` (``pixel`` or ``tile``).
+    Returns:
+        ``[C, H, W]`` image (not clamped), differentiable in means, cov and colors.
+    """
+    if not 1 <= int(k) <= MAX_K:
+        raise ValueError(f"k must be in [1, {MAX_K}], got {k}")
+    if footprint not in ("pixel", "tile"):
+        raise ValueError(f"footprint must be 'pixel' or 'tile', got {footprint!r}")
+    topk = TopKOptions(int(k), bool(normalise), float(eps), footprint)
+    return _dispatch("topk", means, cov, colors, height, width, options, topk)
+
+
+MAX_K = 64  # the Triton kernel's limit
 
 
 def _check_inputs(means, cov, colors, height, width) -> None:
@@ -103,33 +218,15 @@ def _check_inputs(means, cov, colors, height, width) -> None:
         raise ValueError(f"image size must be positive, got {height}x{width}")
 
 
-@BACKENDS.register("torch")
-def _render_torch(means, cov, colors, height, width, options: RenderOptions) -> torch.Tensor:
-    conic, valid = cov_to_conic(cov)
-    radius = cov_radius(cov, valid)
-    tile = options.torch_tile_size
-    cap = None
-    if options.legacy_tile_cap:
-        tile, cap = LEGACY_TILE, LEGACY_CAP
-    dtype = torch.promote_types(torch.promote_types(means.dtype, cov.dtype), colors.dtype)
-    return rasterize_sum_torch(
-        means.to(dtype),
-        conic.to(dtype),
-        colors.to(dtype),
-        radius.to(dtype),
-        height,
-        width,
-        tile_size=tile,
-        cutoff=options.cutoff,
-        legacy_cap=cap,
-        chunk_pixels=options.chunk_pixels,
-    )
-
-
-__all__ = ["BACKENDS", "RenderOptions", "render", "resolve_backend"]
-
-
-# The Triton kernels (top-level package ``kernels``) register the "triton" backend when triton is
-# installed; they import triton lazily, on the first render, so this stays cheap and never fails.
-with contextlib.suppress(ImportError):
-    import kernels.backend  # noqa: F401
+__all__ = [
+    "LEGACY_CAP",
+    "LEGACY_TILE",
+    "RENDERERS",
+    "RenderOptions",
+    "TopKOptions",
+    "backend_names",
+    "register_renderer",
+    "render",
+    "render_topk",
+    "resolve_backend",
+]

@@ -77,7 +77,7 @@ def bin_tiles_triton(
     if rect.device != count.device:
         raise ValueError("rect and count must be on the same device")
     if rect.device.type == "cpu" and not is_interpreted(_emit_tiles_kernel):
-        raise ValueError("CPU tensors need TRITON_INTERPRET=1 set before kernels.* is imported")
+        raise ValueError("CPU tensors need TRITON_INTERPRET=1 set before gsbench.kernels.* is imported")
     dev = rect.device
     tiles_x, tiles_y = -(-width // tile_size), -(-height // tile_size)
     n_tiles = tiles_x * tiles_y

@@ -2,7 +2,7 @@
 
 ``pixel = sum_{n in topK(p)} w_n c_n / (sum_{n in topK(p)} w_n + eps)`` where ``topK(p)`` are the K
 Gaussians with the largest weights ``w = exp(-sigma)`` at pixel p, among those whose footprint holds p
-(same footprint, positive-definiteness and optional 1/255 cut-off as :mod:`kernels.rasterize_sum`).
+(same footprint, positive-definiteness and optional 1/255 cut-off as :mod:`gsbench.kernels.rasterize_sum`).
 Gradients flow through the kept Gaussians only (the selection is piecewise constant).
 
 Forward: one program per tile keeps a ``[TILE*TILE, K_PAD]`` list of (weight, id) per pixel and, for
@@ -11,7 +11,7 @@ larger (so among equal weights the lower index wins). It stores the kept ids ``[
 sums ``[H*W]`` for the backward, which walks the tile's Gaussians again in batches, recomputes their
 weights, masks those not kept and reduces per Gaussian before one atomic add per (Gaussian, tile).
 
-:func:`rasterize_topk_reference` is the dense PyTorch reference (autograd through ``torch.topk``).
+:func:`gsbench.gaussians.reference.render_topk_reference` is the dense float64 reference.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-
-from gsbench.gaussians.reference import dense_weights
 
 from . import next_pow2
 from .binning import Bins
@@ -170,7 +168,7 @@ def rasterize_topk_triton(
     cutoff: bool = True,
     legacy_cap: int | None = None,
 ) -> torch.Tensor:
-    """Top-K normalised rasterization; arguments as :func:`kernels.rasterize_sum.rasterize_sum_triton`.
+    """Top-K normalised rasterization; arguments as :func:`.rasterize_sum.rasterize_sum_triton`.
 
     Args:
         k: Gaussians kept per pixel (Image-GS: 10). eps: added to the weight sum.
@@ -184,25 +182,3 @@ def rasterize_topk_triton(
         means.contiguous(), conic.contiguous(), colors.contiguous(), radius.detach().contiguous(),
         bins, height, width, int(k), float(eps), cutoff, legacy_cap,
     )  # fmt: skip
-
-
-def rasterize_topk_reference(
-    means: torch.Tensor,
-    cov: torch.Tensor,
-    colors: torch.Tensor,
-    height: int,
-    width: int,
-    *,
-    k: int = DEFAULT_K,
-    eps: float = DEFAULT_EPS,
-    cutoff: bool = True,
-) -> torch.Tensor:
-    """Dense PyTorch reference: ``[C, H, W]`` from ``means [N, 2]``, ``cov [N, 3]``, ``colors [N, C]``.
-
-    Every Gaussian against every pixel (``O(N H W)`` memory: test sizes only), weights masked exactly
-    as :func:`gsbench.gaussians.render_reference`, then ``torch.topk`` over the Gaussians.
-    """
-    w = dense_weights(means, cov, height, width, cutoff=cutoff)  # [N, H, W]
-    top_w, top_i = torch.topk(w, min(k, w.shape[0]), dim=0)  # [K, H, W] (K = 0 without Gaussians)
-    num = torch.einsum("khw,khwc->chw", top_w, colors[top_i])
-    return num / (top_w.sum(0) + eps)

@@ -1,7 +1,8 @@
 """Triton kernels for 2D Gaussian splatting: projection, tile binning, rasterize-sum and top-K.
 
-Importing this package is cheap and never imports triton: the kernel modules
-(:mod:`kernels.projection`, :mod:`kernels.rasterize_sum`, ...) import it themselves. That matters
+Installed as ``gsbench.kernels``; it imports nothing else from gsbench. Importing this package is cheap
+and never imports triton: the kernel modules (:mod:`.projection`, :mod:`.rasterize_sum`, ...) import it
+themselves. That matters
 because triton decides *when a kernel is decorated* (module import) whether it runs compiled on a GPU
 or in the CPU interpreter (``TRITON_INTERPRET=1``). So set ``TRITON_INTERPRET=1`` before the first
 kernel module is imported, not merely before ``import triton``. We deliberately do not set it for the
@@ -39,7 +40,8 @@ def check_inputs(kernel: object, **tensors: torch.Tensor) -> torch.device:
             raise ValueError(f"{name} has dtype {t.dtype}; all inputs must be float32 (or all float64)")
     if dev.type == "cpu" and not is_interpreted(kernel):
         raise ValueError(
-            "the Triton kernels need CUDA tensors, or TRITON_INTERPRET=1 set before kernels.* is imported"
+            "the Triton kernels need CUDA tensors, "
+            "or TRITON_INTERPRET=1 set before gsbench.kernels.* is imported"
         )
     return dev
 

@@ -205,10 +205,10 @@ def rasterize_sum_triton(
 
     Args:
         means: ``[N, 2]`` centres (x, y) in pixels; pixel (i, j) has its centre at (j, i).
-        conic: ``[N, 3]`` packed inverse covariance (from :func:`kernels.projection.project_triton`).
+        conic: ``[N, 3]`` packed inverse covariance (from :func:`gsbench.kernels.projection.project_triton`).
         colors: ``[N, C]`` any number of channels.
         radius: ``[N]`` footprint half-widths (0 = skip).
-        bins: from :func:`kernels.binning.bin_tiles_triton` for this image size.
+        bins: from :func:`gsbench.kernels.binning.bin_tiles_triton` for this image size.
         cutoff: skip weights below 1/255. legacy_cap: render only the first ``legacy_cap`` Gaussians
             (by index) of each tile (the official kernel: 256 per 16x16 tile).
     Returns:
