@@ -19,7 +19,6 @@ from gsbench.methods import FitContext, get_method
 from gsbench.methods.instant_gi.checkpoint import load_checkpoint, save_checkpoint
 from gsbench.methods.instant_gi.finetune import rs_model_from
 from gsbench.methods.instant_gi.network import InitNet, NetConfig
-from gsbench.methods.instant_gi.plot import time_to_quality_plot, time_to_quality_series
 from gsbench.methods.instant_gi.points import (
     ELLIPSE_LEVEL,
     cells_to_points,
@@ -31,6 +30,7 @@ from gsbench.methods.instant_gi.points import (
     triangulate,
 )
 from gsbench.methods.instant_gi.quadtree import density_map, quadtree_centres, quadtree_gaussians
+from gsbench.report.time_to_quality import time_to_quality_plot, time_to_quality_series
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT.parent / "shared" / "data" / "photos"

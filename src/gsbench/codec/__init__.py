@@ -2,11 +2,14 @@
 
 Every Gaussian method's codec registers a decoder under its method name in :data:`DECODERS`;
 :func:`decode_bitstream` reads the name from the file itself, so decoding needs nothing but the bytes.
+This package never imports the methods (they import it): importing :mod:`gsbench.methods` is what
+fills :data:`DECODERS`, and ``gsbench.methods.decode_bitstream`` is this function with that done.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -14,7 +17,9 @@ from ..gaussians.render import RenderOptions, render
 from ..registry import Registry
 from .container import BitstreamError, Container, Limits, decode_container, encode_container
 
-Decoder = Callable[[Container, torch.device, RenderOptions], "DecodedGaussians"]
+# A decoder returns a ``gsbench.methods.base.Representation`` (render(), height, width, num_gaussians,
+# num_params); typed loosely because this layer sits below the methods and cannot name their interface.
+Decoder = Callable[[Container, torch.device, RenderOptions], Any]
 DECODERS: Registry[Decoder] = Registry("bitstream decoder")
 
 
@@ -29,6 +34,11 @@ class DecodedGaussians:
         self.means, self.cov, self.colors = means, cov, colors
         self.height, self.width, self.options = height, width, options
         self.num_gaussians = int(means.shape[0])
+
+    @property
+    def num_params(self) -> int:
+        """Decoded scalars the renderer reads: means, packed covariances and colours."""
+        return int(self.means.numel() + self.cov.numel() + self.colors.numel())
 
     @torch.no_grad()
     def render(self) -> torch.Tensor:
@@ -48,18 +58,15 @@ def decode_bitstream(
         data: the file's bytes. device: where the Gaussians go. options: how to render them.
         verify_crc: check the CRC-32 first (the fuzz tests turn it off to exercise every parser).
     Returns:
-        An object with ``render() -> [C, H, W]``, ``height``, ``width`` and ``num_gaussians``.
+        A representation: ``render() -> [C, H, W]``, ``height``, ``width``, ``num_gaussians``, ``num_params``.
 
     Raises:
         BitstreamError: for a malformed file or a method this gsbench cannot decode.
     """
-    from .. import methods  # noqa: F401  (importing the methods registers their decoders)
-
     container = decode_container(data, verify_crc=verify_crc)
     if container.method not in DECODERS:
-        raise BitstreamError(
-            f"no decoder for method {container.method!r}; known: {', '.join(DECODERS.names())}"
-        )
+        known = ", ".join(DECODERS.names()) or "none registered (import gsbench.methods first)"
+        raise BitstreamError(f"no decoder for method {container.method!r}; known: {known}")
     return DECODERS.get(container.method)(container, torch.device(device), options or RenderOptions())
 
 

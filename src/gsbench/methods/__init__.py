@@ -1,5 +1,10 @@
-"""Methods registered by name; importing this package registers all of them (and their decoders)."""
+"""Methods registered by name; importing this package registers all of them (and their decoders).
 
+``decode_bitstream`` is re-exported here because importing this package is what fills the decoder
+registry that :func:`gsbench.codec.decode_bitstream` dispatches through (the codec never imports methods).
+"""
+
+from ..codec import decode_bitstream
 from . import (  # noqa: F401
     codecs,
     coin,
@@ -13,4 +18,14 @@ from . import (  # noqa: F401
 )
 from .base import METHODS, Decoded, Encoded, FitContext, FitDiverged, Fitted, Method, get_method
 
-__all__ = ["METHODS", "Decoded", "Encoded", "FitContext", "FitDiverged", "Fitted", "Method", "get_method"]
+__all__ = [
+    "METHODS",
+    "Decoded",
+    "Encoded",
+    "FitContext",
+    "FitDiverged",
+    "Fitted",
+    "Method",
+    "decode_bitstream",
+    "get_method",
+]

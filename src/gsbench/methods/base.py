@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from ..codec import decode_bitstream
 from ..errors import UserError
 from ..gaussians.render import RenderOptions
 from ..registry import Registry
@@ -140,8 +141,6 @@ class Method(ABC):
 
     def decode(self, data: bytes, ctx: FitContext) -> Decoded:
         """Rebuild from the file's bytes alone; Gaussian methods read the gsbench container."""
-        from ..codec import decode_bitstream  # the codec package imports methods' decoders lazily
-
         return decode_bitstream(data, ctx.device, ctx.render)
 
 

@@ -99,7 +99,7 @@ def build_report(
 
 def time_to_quality_plots(root: Path, out: Path) -> list[Path]:
     """PSNR vs wall seconds of ``instant_gi`` against ``gi`` (represent records), one figure per dataset."""
-    from ..methods.instant_gi.plot import time_to_quality_plot
+    from .time_to_quality import time_to_quality_plot
 
     recs = [r for _, r in load_raw(root) if r.get("status") == "ok" and r.get("task") == "represent"]
     written = []

@@ -25,7 +25,7 @@ class SweepReport(Callback):
             return
         sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
-            from ..report import build_report
+            from .cli import build_report
 
             rep = build_report(
                 sweep_dir, sweep_dir / "report", anchor=str(config.get("report_anchor", "jpeg"))
