@@ -1,9 +1,24 @@
-"""Random test inputs shared by the renderer and kernel tests (importable: pytest puts tests/ on sys.path)."""
+"""Helpers shared by test modules (importable as ``helpers``: pytest puts tests/ on sys.path).
+
+Random renderer inputs, the command line in a subprocess, tiny image folders, reading records back, the
+composed job config, and the Triton device of the kernel tests.
+"""
 
 from __future__ import annotations
 
-import torch
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
 F64 = torch.float64
 
 
@@ -35,3 +50,62 @@ def random_gaussians(
     lo, hi = color_range
     colors = torch.rand(n, channels, generator=g, dtype=dtype) * (hi - lo) + lo
     return means, chol, colors
+
+
+def gsbench(*args: str, timeout: float = 300, **kw: Any) -> subprocess.CompletedProcess:
+    """``python -m gsbench ARGS`` from the repository root (a subprocess: Hydra keeps global state)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", HYDRA_FULL_ERROR="0")
+    return subprocess.run(
+        [sys.executable, "-m", "gsbench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        **kw,
+    )
+
+
+def make_folder(tmp_path: Path, n: int = 3, size=(24, 32)) -> Path:
+    """A folder of ``n`` random RGB PNGs of ``size`` (H, W), named img0.png, img1.png, ..."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        arr = (rng.random((*size, 3)) * 255).astype(np.uint8)
+        Image.fromarray(arr).save(folder / f"img{i}.png")
+    return folder
+
+
+def records(out: Path) -> dict[str, dict]:
+    """Every record below ``out``, by image name."""
+    return {p.stem: json.loads(p.read_text()) for p in out.rglob("records/**/*.json")}
+
+
+def compose_config(*overrides: str, hydra_node: bool = False):
+    """The job config ``python -m gsbench OVERRIDES`` would run with, composed in-process (nothing runs).
+
+    ``hydra_node=True`` keeps the ``hydra`` node (launcher, callbacks), as a run would see it.
+    """
+    from hydra import compose, initialize_config_dir
+
+    from gsbench.config import CONFIG_DIR, register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=hydra_node)
+
+
+def triton_device(kernel) -> str:
+    """Where the kernel tests run ``kernel``: ``cpu`` under the Triton interpreter, else ``cuda``.
+
+    Skips the calling module when Triton is missing, or when the kernels were compiled (TRITON_INTERPRET
+    unset or 0; conftest.py sets it to 1 unless the environment says otherwise) and there is no GPU.
+    """
+    from gsbench.kernels import is_interpreted
+
+    if is_interpreted(kernel):
+        return "cpu"
+    if not torch.cuda.is_available():
+        pytest.skip("kernels compiled (TRITON_INTERPRET unset) but no CUDA device", allow_module_level=True)
+    return "cuda"

@@ -16,7 +16,18 @@ from . import (  # noqa: F401
     instant_gi,
     sgi,
 )
-from .base import METHODS, Decoded, Encoded, FitContext, FitDiverged, Fitted, Method, get_method
+from .base import (
+    METHODS,
+    Decoded,
+    Encoded,
+    FitContext,
+    FitDiverged,
+    Fitted,
+    Method,
+    Representation,
+    get_method,
+    methods_for_task,
+)
 
 __all__ = [
     "METHODS",
@@ -26,6 +37,8 @@ __all__ = [
     "FitDiverged",
     "Fitted",
     "Method",
+    "Representation",
     "decode_bitstream",
     "get_method",
+    "methods_for_task",
 ]

@@ -7,7 +7,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 
@@ -17,6 +17,33 @@ from ..gaussians.render import RenderOptions
 from ..registry import Registry
 
 METHODS: Registry[type[Method]] = Registry("method")
+TASK_NAMES = ("represent", "compress")  # the tasks a job can ask of a method (runner/tasks.py)
+
+
+@runtime_checkable
+class Representation(Protocol):
+    """What a fit or a decoder gives back: an image in some parametric form that renders itself.
+
+    :class:`Fitted` (a fit), :class:`Decoded` (a pixel or network decoder) and the Gaussian decoders'
+    types all satisfy it, so the runner scores any of them alike.
+    """
+
+    height: int
+    width: int
+
+    @property
+    def num_gaussians(self) -> int:
+        """Gaussians in the representation (0 for non-Gaussian methods)."""
+        ...
+
+    @property
+    def num_params(self) -> int:
+        """Scalar parameters it holds (0 for decoded pixels: there is no model)."""
+        ...
+
+    def render(self) -> torch.Tensor:
+        """``[C, H, W]`` image (raw: metrics clamp it)."""
+        ...
 
 
 class FitDiverged(RuntimeError):
@@ -93,7 +120,7 @@ class Encoded:
 
 
 class Decoded(ABC):
-    """What a decoder rebuilt from a file: something that renders the image."""
+    """What a decoder rebuilt from a file: something that renders the image (a :class:`Representation`)."""
 
     height: int
     width: int
@@ -103,16 +130,28 @@ class Decoded(ABC):
     def render(self) -> torch.Tensor:
         """``[C, H, W]`` decoded image (raw: metrics clamp it)."""
 
+    @property
+    @abstractmethod
+    def num_params(self) -> int:
+        """Scalar parameters of the decoded model (0 for pixels)."""
+
 
 class Method(ABC):
     """A fitting method, configured from its ``method`` and ``train`` config nodes.
 
-    ``budget_name`` says what the job's budget means: ``gaussians`` (the ``gaussians`` key) or, for
-    classical codecs, ``quality`` (read from ``method.quality`` by :meth:`budget`).
+    A method declares, as class attributes the runner reads:
+
+    - ``tasks``: what a job may ask of it; a method that implements :meth:`compress` lists
+      ``compress`` (a test checks the two agree), a classical codec lists only ``compress``.
+    - ``file_suffix``: the suffix of the file the ``compress`` task writes (``.gsb``: the gsbench container).
+    - ``budget_name``: what the job's budget means: ``gaussians`` (the ``gaussians`` key), ``quality`` for
+      classical codecs or ``params`` for COIN (worked out from the method's config by :meth:`budget`).
     """
 
-    name: str = ""
-    budget_name: str = "gaussians"
+    name: ClassVar[str] = ""
+    tasks: ClassVar[tuple[str, ...]] = ("represent",)
+    file_suffix: ClassVar[str] = ".gsb"
+    budget_name: ClassVar[str] = "gaussians"
 
     def __init__(
         self,
@@ -136,10 +175,10 @@ class Method(ABC):
         """Fit ``image`` ``[3, H, W]`` and encode it into a bitstream (the ``compress`` task)."""
         raise UserError(
             f"method {self.name!r} has no compress task; use task=represent, or a method with a codec "
-            "(gi, gi_pp, image_gs, jpeg, webp, avif, jxl)"
+            f"({', '.join(methods_for_task('compress'))})"
         )
 
-    def decode(self, data: bytes, ctx: FitContext) -> Decoded:
+    def decode(self, data: bytes, ctx: FitContext) -> Representation:
         """Rebuild from the file's bytes alone; Gaussian methods read the gsbench container."""
         return decode_bitstream(data, ctx.device, ctx.render)
 
@@ -156,6 +195,14 @@ def check_finite(loss: torch.Tensor, step: int, label: str) -> None:
             f"{label}: loss became {loss.item()} at iteration {step}; "
             "lower the learning rate or check the input image"
         )
+
+
+def methods_for_task(task: str) -> list[str]:
+    """Names of the registered methods whose ``tasks`` include ``task``, sorted.
+
+    Read from the registry, so it lists every method the importing of :mod:`gsbench.methods` registered.
+    """
+    return [name for name in METHODS.names() if task in METHODS.get(name).tasks]
 
 
 def get_method(

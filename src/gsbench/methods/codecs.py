@@ -339,6 +339,7 @@ class DecodedPixels(Decoded):
     """An image decoded by a classical codec: the pixels themselves."""
 
     num_gaussians = 0
+    num_params = 0  # pixels, not a model
 
     def __init__(self, pixels: np.ndarray, device: torch.device) -> None:
         self.height, self.width = int(pixels.shape[0]), int(pixels.shape[1])

@@ -157,6 +157,10 @@ class DecodedCoin(Decoded):
     def render(self) -> torch.Tensor:
         return self.model.render(self.height, self.width)
 
+    @property
+    def num_params(self) -> int:
+        return self.model.num_params
+
 
 def pack(model: Siren, height: int, width: int) -> bytes:
     """The container for ``model`` with its weights rounded to float16."""
@@ -220,6 +224,7 @@ class Coin(Method):
     """
 
     name = "coin"
+    tasks = ("represent", "compress")
     budget_name = "params"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -96,6 +96,7 @@ class GaussianImage(Method):
     """
 
     name = "gi"
+    tasks = ("represent", "compress")
 
     def fit(self, image: torch.Tensor, budget: int, ctx: FitContext) -> GaussianImageFitted:
         _, height, width = image.shape

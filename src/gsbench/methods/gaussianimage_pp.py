@@ -269,6 +269,7 @@ class GaussianImagePP(Method):
     ``prune_every``, ``radius_clip`` (code variant), ``best_snapshot``, ``snapshot_every``."""
 
     name = "gi_pp"
+    tasks = ("represent", "compress")
 
     def setup(self, image: torch.Tensor, budget: int, ctx: FitContext, iterations: int):
         """Model, Adam + StepLR and the :class:`Trainer` of a fit of ``iterations`` steps."""

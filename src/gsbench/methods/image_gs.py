@@ -337,6 +337,7 @@ class ImageGS(Method):
     """Image-GS; every key of :class:`ImageGSConfig` is a ``method.*`` option."""
 
     name = "image_gs"
+    tasks = ("represent", "compress")
 
     def __init__(
         self,

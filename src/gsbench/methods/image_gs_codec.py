@@ -131,6 +131,10 @@ class ImageGSDecoded:
     def num_gaussians(self) -> int:
         return int(self.values.shape[0])
 
+    @property
+    def num_params(self) -> int:
+        return int(self.values.numel())
+
     @torch.no_grad()
     def render(self) -> torch.Tensor:
         """``[C, H, W]`` decoded image (raw)."""

@@ -19,7 +19,7 @@ from ..data.stacks import is_stack, load_stack, save_stack_pngs, stack_info, sta
 from ..errors import UserError
 from ..gaussians.render import RenderOptions, resolve_backend
 from ..loggers import make_logger
-from ..methods import FitContext, get_method
+from ..methods import FitContext, get_method, methods_for_task
 from ..metrics import compute_metrics_with_notes
 from .provenance import config_hash, device_info, git_commit, versions
 from .records import RECORD_VERSION, read_record, record_dir, should_skip, summary_table, write_json_atomic
@@ -65,9 +65,12 @@ def run_job(cfg: DictConfig, output_dir: Path) -> JobResult:
     items = resolve_dataset(cfg.dataset, cfg.paths.data_dir)
     method = get_method(cfg.method.name, cfg.method, cfg.train, cfg.get("codec"))
     budget = method.budget(int(cfg.gaussians))
-    tasks = getattr(method, "tasks", None)
-    if tasks is not None and str(cfg.task.name) not in tasks:
-        raise UserError(f"method {cfg.method.name!r} supports task={'|'.join(tasks)}, not {cfg.task.name!r}")
+    if str(cfg.task.name) not in method.tasks:
+        able = ", ".join(methods_for_task(str(cfg.task.name)))
+        raise UserError(
+            f"method {cfg.method.name!r} supports task={'|'.join(method.tasks)}, not {cfg.task.name!r} "
+            f"(methods for task={cfg.task.name}: {able})"
+        )
     rdir = record_dir(output_dir, cfg.method.name, cfg.dataset.name, budget, seed, chash)
     options = RenderOptions.from_config(cfg.render)
     backend = resolve_backend(options.backend, device)

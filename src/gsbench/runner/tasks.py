@@ -49,7 +49,7 @@ def compress(cfg, method: Method, image: torch.Tensor, ctx: FitContext, stem: Pa
     _, height, width = image.shape
     with timed(ctx.device) as enc_clock:
         encoded = method.compress(image, method.budget(int(cfg.gaussians)), ctx)
-    path = stem.with_suffix(getattr(method, "file_suffix", ".gsb"))
+    path = stem.with_suffix(method.file_suffix)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_bytes(encoded.data)
@@ -64,7 +64,7 @@ def compress(cfg, method: Method, image: torch.Tensor, ctx: FitContext, stem: Pa
         "bitstream_bytes": path.stat().st_size,
         "bpp": path.stat().st_size * 8 / (height * width),
         "bpp_payload": encoded.bpp_payload,
-        "num_gaussians": int(getattr(decoded, "num_gaussians", encoded.num_gaussians)),
+        "num_gaussians": int(decoded.num_gaussians),
         "num_params": None,
         "encode_seconds": enc_clock["seconds"],
         "fit_seconds": enc_clock["seconds"],  # the encoder's fit (+ QAT): one column across tasks

@@ -47,6 +47,7 @@ class SGI(Method):
     """
 
     name = "sgi"
+    tasks = ("represent", "compress")
 
     def steps(self) -> dict[str, float]:
         """Base quantisation steps at full resolution (``codec.q_*``; the code's 1, 1 px, 0.2)."""
