@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+
+# Triton picks interpreter or compiler when a kernel is decorated, i.e. when gsbench.kernels.* is first
+# imported: set it here, before any test module is imported. TRITON_INTERPRET=0 in the environment runs
+# the kernel tests compiled on a GPU instead (helpers.triton_device).
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
 from pathlib import Path
 
 import pytest

@@ -8,13 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT, gsbench, make_folder, records
+
 TINY = [
     "gaussians=60",
     "train.iterations=20",
@@ -25,33 +23,6 @@ TINY = [
     "progress=false",
     "metrics.names=[psnr,psnr_8bit,ssim,lpips,flip]",
 ]
-
-
-def gsbench(*args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", HYDRA_FULL_ERROR="0")
-    return subprocess.run(
-        [sys.executable, "-m", "gsbench", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        **kw,
-    )
-
-
-def make_folder(tmp_path: Path, n: int = 3, size=(24, 32)) -> Path:
-    folder = tmp_path / "imgs"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        arr = (rng.random((*size, 3)) * 255).astype(np.uint8)
-        Image.fromarray(arr).save(folder / f"img{i}.png")
-    return folder
-
-
-def records(out: Path) -> dict[str, dict]:
-    return {p.stem: json.loads(p.read_text()) for p in out.rglob("records/**/*.json")}
 
 
 def test_help_lists_groups_and_options():

@@ -20,7 +20,7 @@ from gsbench.methods import FitContext, get_method
 from gsbench.methods.codecs import CODECS, pick_backend
 from gsbench.methods.coin import Coin, Siren, decode_coin, num_params, pack
 from gsbench.runner.tasks import TASKS
-from test_cli import ROOT, gsbench, make_folder, records
+from helpers import ROOT, gsbench, make_folder, records
 
 CTX = FitContext(progress=False, log_every=0)
 TASK_CFG = OmegaConf.create({"gaussians": 0, "task": {"name": "compress", "fps_warmup": 0, "fps_repeats": 1}})

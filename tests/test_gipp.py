@@ -8,7 +8,6 @@ import math
 
 import pytest
 import torch
-from tests.test_cli import gsbench
 
 from gsbench.codec import decode_bitstream
 from gsbench.methods import FitContext, get_method
@@ -19,6 +18,7 @@ from gsbench.methods.gaussianimage_pp import (
     filter_variance,
     growth_schedule,
 )
+from helpers import gsbench
 
 
 def test_paper_schedule_halves_the_remaining_budget():

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import struct
-import subprocess
-import sys
 import time
 from pathlib import Path
-
-os.environ.setdefault("TRITON_INTERPRET", "1")  # before any kernels.* module is imported (see kernels/)
 
 import numpy as np
 import pytest
@@ -34,7 +29,7 @@ from gsbench.methods.image_gs import (
     sample_pixels,
 )
 from gsbench.methods.image_gs_codec import encode
-from helpers import random_gaussians
+from helpers import gsbench, random_gaussians
 
 ROOT = Path(__file__).resolve().parents[1]
 F64 = torch.float64
@@ -369,18 +364,6 @@ def test_texture_stack_dataset_and_fit(tmp_path):
 # --------------------------------------------------------------------------- command line
 
 
-def gsbench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", HYDRA_FULL_ERROR="0")
-    return subprocess.run(
-        [sys.executable, "-m", "gsbench", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
-
-
 TINY = ["dataset=kodak", "dataset.limit=1", "gaussians=300", "train.iterations=30", "device=cpu",
         "progress=false", "task.fps_repeats=2", "task.fps_warmup=1", "metrics.names=[psnr,ssim]"]  # fmt: skip
 
@@ -389,7 +372,7 @@ TINY = ["dataset=kodak", "dataset.limit=1", "gaussians=300", "train.iterations=3
 @pytest.mark.parametrize("task", ["compress", "represent"])
 def test_cli_tiny_run(task, tmp_path, kodak_dir):
     start = time.perf_counter()
-    res = gsbench("method=image_gs", f"task={task}", *TINY, f"hydra.run.dir={tmp_path}")
+    res = gsbench("method=image_gs", f"task={task}", *TINY, f"hydra.run.dir={tmp_path}", timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     (path,) = list(tmp_path.rglob("records/**/kodim01.json"))
     rec = json.loads(path.read_text())

@@ -1,15 +1,11 @@
 """Triton projection and tile binning against params.py / bin_gaussians (CPU, Triton interpreter).
 
-TRITON_INTERPRET must be set before the kernel modules are imported (triton chooses interpreter or
-compiler when a kernel is decorated), hence the setdefault above the imports. With TRITON_INTERPRET=0
-on a CUDA machine the same tests run the compiled kernels.
+conftest.py sets TRITON_INTERPRET=1 before the kernel modules are imported (triton chooses interpreter
+or compiler when a kernel is decorated). With TRITON_INTERPRET=0 on a CUDA machine the same tests run the
+compiled kernels.
 """
 
 from __future__ import annotations
-
-import os
-
-os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest
 import torch
@@ -19,13 +15,11 @@ pytest.importorskip("triton")
 from gsbench.gaussians import cholesky_to_cov, cov_radius, cov_to_conic, filtered_cov
 from gsbench.gaussians.params import scale_rot_to_cov
 from gsbench.gaussians.raster_torch import bin_gaussians
-from gsbench.kernels import is_interpreted
 from gsbench.kernels.binning import bin_tiles_triton
 from gsbench.kernels.projection import _project_fwd_kernel, project_triton
+from helpers import triton_device
 
-DEV = "cpu" if is_interpreted(_project_fwd_kernel) else "cuda"
-if DEV == "cuda" and not torch.cuda.is_available():
-    pytest.skip("kernels compiled (TRITON_INTERPRET unset) but no CUDA device", allow_module_level=True)
+DEV = triton_device(_project_fwd_kernel)  # cpu under the interpreter (conftest.py), else cuda
 F64 = torch.float64
 
 

@@ -1,14 +1,10 @@
 """Triton rasterize-sum and the "triton" render backend against the float64 dense reference.
 
-CPU with the Triton interpreter (TRITON_INTERPRET must be set before the kernel modules are imported;
-with TRITON_INTERPRET=0 on a CUDA machine the same tests run the compiled kernels).
+CPU with the Triton interpreter (conftest.py sets TRITON_INTERPRET=1 before the kernel modules are
+imported; with TRITON_INTERPRET=0 on a CUDA machine the same tests run the compiled kernels).
 """
 
 from __future__ import annotations
-
-import os
-
-os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest
 import torch
@@ -16,16 +12,13 @@ import torch
 pytest.importorskip("triton")
 
 from gsbench.gaussians import RenderOptions, cholesky_to_cov, render, render_reference
-from gsbench.kernels import is_interpreted
 from gsbench.kernels.binning import bin_tiles_triton
 from gsbench.kernels.pipeline import render_triton
 from gsbench.kernels.projection import project_triton
 from gsbench.kernels.rasterize_sum import _rasterize_sum_fwd_kernel, rasterize_sum_triton
-from helpers import random_gaussians
+from helpers import random_gaussians, triton_device
 
-DEV = "cpu" if is_interpreted(_rasterize_sum_fwd_kernel) else "cuda"
-if DEV == "cuda" and not torch.cuda.is_available():
-    pytest.skip("kernels compiled (TRITON_INTERPRET unset) but no CUDA device", allow_module_level=True)
+DEV = triton_device(_rasterize_sum_fwd_kernel)  # cpu under the interpreter (conftest.py), else cuda
 F64 = torch.float64
 
 

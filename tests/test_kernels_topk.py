@@ -1,15 +1,12 @@
 """Triton rasterize-top-K-normalised (Image-GS) against its dense float64 reference (torch.topk).
 
-CPU with the Triton interpreter (TRITON_INTERPRET must be set before the kernel modules are imported).
+CPU with the Triton interpreter (conftest.py sets TRITON_INTERPRET=1 before the kernels are imported).
 The forward walks a tile's Gaussians one at a time, the interpreter's slowest pattern: sizes are small.
 """
 
 from __future__ import annotations
 
-import os
 from functools import partial
-
-os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest
 import torch
@@ -18,16 +15,14 @@ pytest.importorskip("triton")
 
 from gsbench.gaussians import cholesky_to_cov
 from gsbench.gaussians.reference import render_topk_reference as rasterize_topk_reference
-from gsbench.kernels import is_interpreted
 from gsbench.kernels.binning import bin_tiles_triton
 from gsbench.kernels.pipeline import render_triton
 from gsbench.kernels.projection import project_triton
 from gsbench.kernels.rasterize_topk import _rasterize_topk_fwd_kernel, rasterize_topk_triton
 from helpers import random_gaussians as _random_gaussians
+from helpers import triton_device
 
-DEV = "cpu" if is_interpreted(_rasterize_topk_fwd_kernel) else "cuda"
-if DEV == "cuda" and not torch.cuda.is_available():
-    pytest.skip("kernels compiled (TRITON_INTERPRET unset) but no CUDA device", allow_module_level=True)
+DEV = triton_device(_rasterize_topk_fwd_kernel)  # cpu under the interpreter (conftest.py), else cuda
 F64 = torch.float64
 # top-K normalises, so colours stay in [0, 1); a slightly smaller border margin than the sum tests
 random_gaussians = partial(_random_gaussians, margin=5.0, color_range=(0.0, 1.0))

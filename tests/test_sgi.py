@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import norm
-from tests.test_cli import gsbench
 
 from gsbench.codec import BitstreamError, decode_bitstream
 from gsbench.codec.container import decode_container
@@ -28,6 +27,7 @@ from gsbench.methods.sgi.hashgrid import (
 from gsbench.methods.sgi.model import SGIModel, gaussian_pyramid, jittered_seeds
 from gsbench.methods.sgi.positions import decode_positions, encode_positions, morton_order
 from gsbench.methods.sgi.train import Schedule
+from helpers import gsbench
 
 
 @pytest.fixture(scope="module", autouse=True)

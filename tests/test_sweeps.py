@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from test_cli import ROOT, gsbench, make_folder
+from helpers import ROOT, gsbench, make_folder
 
 FAST = [
     "progress=false",
