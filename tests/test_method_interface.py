@@ -103,3 +103,22 @@ def check_representation(rep, img: torch.Tensor) -> None:
     with torch.no_grad():
         out = rep.render()
     assert out.shape == img.shape and torch.isfinite(out).all()
+
+
+def test_the_bitstream_package_alone_imports_no_method():
+    """At run time too: gsbench.codec imports no method, and says what to import to decode a file."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from gsbench.codec import BitstreamError, Container, decode_bitstream, encode_container
+assert not any(m.startswith("gsbench.methods") for m in sys.modules), "gsbench.codec imported a method"
+try:
+    decode_bitstream(encode_container(Container("gi", 4, 4, 1, {})))
+except BitstreamError as exc:
+    print(exc)
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "no decoder for method 'gi'" in res.stdout and "import gsbench.methods first" in res.stdout
