@@ -38,27 +38,10 @@ def _hydra_main(cfg: DictConfig) -> float | None:
             sys.exit(2)
         log.error("job failed: %s", exc)  # a sweep goes on with its other jobs
         return None
-    csv = output_dir / "results.csv"
-    result.table.to_csv(csv, index=False)
-    with_cols = [
-        c
-        for c in (
-            "image",
-            "status",
-            "num_gaussians",
-            "psnr",
-            "psnr_8bit",
-            "ms_ssim",
-            "lpips",
-            "flip",
-            "fit_seconds",
-            "render_fps",
-        )
-        if c in result.table.columns
-    ]
-    counts = {"num_gaussians": lambda v: "" if v != v else f"{v:.0f}"}  # v != v: NaN of a failed image
-    table = result.table[with_cols]
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}", formatters=counts))
+    from .runner.summary import format_table, write_results
+
+    csv = write_results(result.table, output_dir)
+    print(format_table(result.table, str(cfg.task.name)))
     print(f"records: {result.records_dir}\ntable:   {csv}")
     if result.skipped:
         print(f"skipped (already done): {len(result.skipped)}")

@@ -107,7 +107,7 @@ def run_job(cfg: DictConfig, output_dir: Path) -> JobResult:
             job.run_item(index, item)
     finally:
         logger.finish()
-    table = summary_table(list(_records(rdir, items)))
+    table = summary_table(list(_records(rdir, items)), str(cfg.task.name))
     return JobResult(rdir, table, job.failed, job.skipped)
 
 
