@@ -1,0 +1,77 @@
+"""Datasets are identified by what they hold: folder names carry a content hash, and the report never
+averages two different folders as one dataset (older records without the hash included)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from gsbench.data import resolve_dataset
+from gsbench.data.identity import dataset_identity
+from gsbench.report import records_frame, summarize
+from gsbench.report.aggregate import dataset_key
+
+
+def _folder(root: Path, name: str, n: int, seed: int = 0) -> Path:
+    d = root / name
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(d / f"im{i}.png")
+    return d
+
+
+def _identity(cfg: dict) -> dict:
+    cfg = {"name": "folder", "limit": None, "images": None, **cfg}
+    return dataset_identity(cfg, resolve_dataset(cfg, None))
+
+
+def test_folder_name_has_label_and_content_hash(tmp_path):
+    one, three = _folder(tmp_path, "one", 1), _folder(tmp_path, "three", 3, seed=1)
+    a, b = _identity({"path": str(one)}), _identity({"path": str(three)})
+    assert a["dataset"].startswith("folder-one-") and b["dataset"].startswith("folder-three-")
+    assert a["dataset_hash"] != b["dataset_hash"] and a["dataset_path"] == str(one)
+    assert b["dataset_files"] == 3 and set(b["source_sha256"]) == {"im0", "im1", "im2"}
+    # selecting fewer images of one folder is the same dataset; a short label replaces the folder name
+    assert _identity({"path": str(three), "limit": 1})["dataset"] == b["dataset"]
+    labelled = _identity({"path": str(three), "label": "my set"})["dataset"]
+    assert labelled == f"folder-my_set-{b['dataset'][-8:]}"
+    # the same files elsewhere are the same content; a changed file is a new dataset
+    copy = tmp_path / "elsewhere" / "three"
+    shutil.copytree(three, copy)
+    assert _identity({"path": str(copy)})["dataset_hash"] == b["dataset_hash"]
+    Image.new("RGB", (8, 8)).save(copy / "im1.png")
+    assert _identity({"path": str(copy)})["dataset_hash"] != b["dataset_hash"]
+
+
+def test_named_dataset_keeps_its_name(tmp_path):
+    d = _folder(tmp_path, "kodak", 1)
+    ident = dataset_identity({"name": "kodak"}, resolve_dataset({"name": "folder", "path": str(d)}, None))
+    assert ident["dataset"] == "kodak" and len(ident["dataset_hash"]) == 64 and ident["dataset_path"] is None
+
+
+def _rec(dataset: str, image: str, path: str, **extra) -> dict:
+    return {
+        "record_version": 1, "status": "ok", "method": "jpeg", "dataset": dataset, "image": image,
+        "budget": 75, "seed": 1, "task": "compress", "config_hash": "h", "metrics": {"psnr": 30.0},
+        "config": {"dataset": {"name": "folder", "path": path}}, "bpp": 1.0, **extra,
+    }  # fmt: skip
+
+
+def test_report_never_pools_two_folders():
+    new = [
+        _rec("folder-a-11111111", "x", "/data/a", dataset_hash="1" * 64),
+        _rec("folder-b-22222222", "x", "/data/b", dataset_hash="2" * 64),
+        _rec("folder-b-22222222", "y", "/data/b", dataset_hash="2" * 64),
+    ]
+    old = [_rec("folder", "x", "/old/a"), _rec("folder", "x", "/old/b"), _rec("folder", "y", "/old/b")]
+    summary = summarize(records_frame(new + old))
+    assert len(summary) == 4 and "folder" not in set(summary["dataset"])
+    assert sorted(summary["n_images"]) == [1, 1, 2, 2]
+    # an old record is named after its directory, and the same directory always gets the same name
+    assert dataset_key(old[1]) == dataset_key(old[2]) != dataset_key(old[0])
+    assert dataset_key(old[0]).startswith("folder-a-nohash-")
+    assert dataset_key({"dataset": "kodak"}) == "kodak"
