@@ -13,6 +13,7 @@ from .compressai_json import write_compressai
 from .paper import ExperimentError, write_paper_tables
 from .plots import rd_plots, represent_plots
 from .tables import speed_markdown, speed_table, summary_markdown
+from .time_quality import time_to_quality_plot
 
 EPILOG = """\
 outputs (under --out, default <root>/report):
@@ -99,8 +100,6 @@ def build_report(
 
 def time_to_quality_plots(root: Path, out: Path) -> list[Path]:
     """PSNR vs wall seconds of ``instant_gi`` against ``gi`` (represent records), one figure per dataset."""
-    from ..methods.instant_gi.plot import time_to_quality_plot
-
     recs = [r for _, r in load_raw(root) if r.get("status") == "ok" and r.get("task") == "represent"]
     written = []
     for dataset in sorted({str(r.get("dataset")) for r in recs if r.get("method") == "instant_gi"}):
