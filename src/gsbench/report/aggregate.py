@@ -142,8 +142,19 @@ def record_row(rec: dict[str, Any], path: Path | None = None) -> dict[str, Any]:
         "git_dirty": git.get("dirty"),
         "finished_at": rec.get("finished_at"),
         "record_path": str(path) if path is not None else None,
+        "source": rec.get("source"),
+        # files beside the record (the contact sheets show them); a texture stack's list of PNGs is not one
+        "reconstruction_path": _beside(path, rec.get("reconstruction")),
+        "bitstream_path": _beside(path, rec.get("bitstream")),
     }
     return row
+
+
+def _beside(record_path: Path | None, name: Any) -> str | None:
+    """The path of a file named in a record, which lives in the record's folder."""
+    if record_path is None or not isinstance(name, str) or not name:
+        return None
+    return str(Path(record_path).parent / name)
 
 
 def dataset_key(rec: dict[str, Any]) -> str | None:
