@@ -16,6 +16,12 @@ from .errors import UserError
 from .registry import UnknownNameError
 
 log = logging.getLogger("gsbench")
+BARE = (
+    "gsbench: no arguments; the defaults are the paper's setting (GaussianImage, 10,000 Gaussians, "
+    "50,000 iterations: hours on a CPU). Quick demo (~2 min): python -m gsbench preset=quick "
+    "(= make run); paper setting: python -m gsbench method=gi dataset=kodak gaussians=10000; "
+    "all options: python -m gsbench --help"
+)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -55,6 +61,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: check group names (one-line errors), then hand over to Hydra."""
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
+    if len(sys.argv) == 1:  # the defaults are the paper's setting: hours on a CPU, never run by accident
+        print(BARE, file=sys.stderr)
+        sys.exit(2)
     register_resolvers()
     try:
         check_overrides(sys.argv[1:])
