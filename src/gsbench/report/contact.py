@@ -59,6 +59,14 @@ def load_pixels(row: pd.Series) -> np.ndarray | None:
     return None
 
 
+def _has_pixels(row: pd.Series) -> bool:
+    """Whether a record kept a reconstruction PNG or its file (whether it decodes is seen later)."""
+    return any(
+        isinstance(row.get(k), str) and bool(row.get(k)) and Path(row[k]).is_file()
+        for k in ("reconstruction_path", "bitstream_path")
+    )
+
+
 def _read(path: Path) -> np.ndarray | None:
     try:
         with Image.open(path) as im:
@@ -156,8 +164,11 @@ def contact_sheets(
     targets = targets or {}
     written: list[Path] = []
     ok = ok_rows(df)
+    if ok.empty:
+        return written
+    ok = ok.assign(_pixels=ok.apply(_has_pixels, axis=1))
     for (dataset, task), g in ok.groupby(["dataset", "task"], sort=True):
-        counts = g.groupby("image")["method"].nunique().sort_index()
+        counts = g[g["_pixels"]].groupby("image")["method"].nunique().sort_index()
         images = counts.sort_values(ascending=False, kind="stable").index[:max_images]
         for image in images:
             rows = g[g["image"] == image]
@@ -169,8 +180,14 @@ def contact_sheets(
 
 def _one_sheet(rows: pd.DataFrame, dataset: str, image: str, task: str, out: Path,
                target: float | None) -> Path | None:  # fmt: skip
-    chosen, at = pick_records(rows, task, target)
-    panels, notes = [], []
+    # only records with pixels to show compete: a sweep run without saved reconstructions or files
+    # must not take the place of a run that kept them
+    names = pd.Series([curve_name(m, st) for m, st in zip(rows["method"], rows["setting"], strict=True)],
+                      index=rows.index)  # fmt: skip
+    has = rows["_pixels"]
+    notes = [f"{n}: no reconstruction PNG or codec file kept" for n in sorted(set(names) - set(names[has]))]
+    chosen, at = pick_records(rows[has], task, target)
+    panels = []
     for _, row in chosen.head(MAX_PANELS).iterrows():
         pixels = load_pixels(row)
         if pixels is None:
