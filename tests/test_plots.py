@@ -52,9 +52,11 @@ def visible(fig: Figure) -> dict[str, int]:
     out = {}
     for legend in fig.legends:
         for handle, text in zip(legend.legend_handles, legend.get_texts(), strict=True):
-            line = next(
-                ln for ln in ax.get_lines() if ln.get_label() == text.get_text()
-            ) if isinstance(handle, Line2D) else None
+            line = (
+                next(ln for ln in ax.get_lines() if ln.get_label() == text.get_text())
+                if isinstance(handle, Line2D)
+                else None
+            )
             xs, ys = (np.asarray(v, dtype=float) for v in line.get_data())
             out[text.get_text()] = int(((xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)).sum())
     return out
@@ -130,3 +132,13 @@ def test_bulk_limits(values, log, lo, hi):
 
 def test_plain_number():
     assert [plain_number(v) for v in (0, 0.5, 3, 1000, 2e5, 1e-4)] == ["0", "0.5", "3", "1000", "2e5", "1e-4"]
+
+
+def test_an_evenly_sampled_long_curve_is_not_an_outlier():
+    jpeg = np.array(
+        [0.22, 0.32, 0.42, 0.5, 0.59, 0.66, 0.73, 0.79, 0.85, 0.9, 1.0, 1.1, 1.2, 1.4, 1.6, 1.9, 2.35, 3.39]
+    )
+    lim = bulk_limits(jpeg)
+    assert lim.hi > 3.39 and lim.lo < 0.22 and not lim.clipped
+    lim = bulk_limits(np.append(jpeg, 112.3))
+    assert 3.39 < lim.hi < 4 and lim.clipped

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,10 +19,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-# a point further than FENCE inter-quartile ranges beyond the quartiles is an outlier (Tukey's far-out
-# fence is 3); outliers are only sought among at least MIN_POINTS values, since quartiles of 3 mean little
-FENCE = 3.0
-MIN_POINTS = 5
+# a value beyond a gap of GAP times the span of the other values is a far outlier; sought only among at
+# least MIN_POINTS values (two points are a line, not a bulk and an outlier)
+GAP = 2.0
+MIN_POINTS = 3
 
 
 @dataclass
@@ -53,26 +54,37 @@ def positive(values: np.ndarray) -> np.ndarray:
 def bulk_limits(values: np.ndarray, log: bool = False) -> Limits:
     """An axis range covering every value but far outliers, with a 5 % margin (in log space on log axes).
 
-    Outliers are values beyond ``FENCE`` inter-quartile ranges outside the quartiles; the spread used is
-    at least 10 % of the median's magnitude, so a run of equal values does not make everything else an
-    outlier.
+    A far outlier is a value beyond a gap wider than ``GAP`` times the span of the rest (at least half a
+    decade on a log axis, half the median on a linear one): drawing it would leave the rest less than a
+    third of the axis. The widest gap between sorted values is tested, twice
+    (an outlier may sit at each end), and the side with fewer values is the outlier side. A long but
+    evenly sampled curve (JPEG from 0.2 to 3.4 bpp) has no such gap and is shown whole.
     """
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v) & (v > 0)] if log else v[np.isfinite(v)]
     if v.size == 0:
         return Limits(1.0, 10.0) if log else Limits(0.0, 1.0)
-    t = np.log10(v) if log else v
-    inside = np.ones(t.size, dtype=bool)
-    if t.size >= MIN_POINTS:
-        q1, med, q3 = np.percentile(t, [25, 50, 75])
-        spread = max(q3 - q1, 0.1 * abs(med), 1e-12)
-        inside = (t >= q1 - FENCE * spread) & (t <= q3 + FENCE * spread)
-    lo, hi = float(t[inside].min()), float(t[inside].max())
+    t = np.sort(np.log10(v) if log else v)
+    kept = t
+    for _ in range(2):
+        if kept.size < MIN_POINTS:
+            break
+        gaps = np.diff(kept)
+        k = int(np.argmax(gaps))
+        low, high = kept[: k + 1], kept[k + 1 :]
+        bulk = low if low.size >= high.size else high
+        # the bulk's span, but at least half a decade (log) or half its median (linear): a bulk of equal
+        # values (six ablations at one budget) must not make a point twice as large an outlier
+        floor = 0.5 if log else 0.5 * abs(float(np.median(bulk)))
+        if gaps[k] <= GAP * max(float(bulk[-1] - bulk[0]), floor, 1e-12):
+            break
+        kept = bulk
+    lo, hi = float(kept[0]), float(kept[-1])
     pad = 0.05 * (hi - lo) if hi > lo else max(0.05 * abs(hi), 0.05 if log else 0.5)
     lo, hi = lo - pad, hi + pad
     if log:
         lo, hi = 10**lo, 10**hi
-    return Limits(lo, hi, clipped=not inside.all())
+    return Limits(lo, hi, clipped=kept.size < t.size)
 
 
 def mark_outside(
@@ -162,14 +174,24 @@ def tidy_ticks(ax: Axes) -> None:
         axis.set_major_formatter(FuncFormatter(plain_number))
 
 
-def outside_legend(fig: Figure, ax: Axes) -> None:
-    """The legend to the right of the axes (constrained layout makes room): it can never cover data."""
+def finish(fig: Figure, ax: Axes, notes: Notes) -> None:
+    """The legend outside the axes (constrained layout makes room), so it can never cover data, and the
+    notes under everything.
+
+    Short labels go to the right of the axes; long ones (a setting such as ``method.init=random ...``)
+    go below it, wrapped, because beside it they would squeeze the axes to nothing. Below the axes the
+    notes become the legend's title, so the two never overlap.
+    """
     handles, labels = ax.get_legend_handles_labels()
+    text = "\n".join(notes.lines)
+    if handles and max(len(label) for label in labels) > 32:
+        wrapped = [textwrap.fill(label, 100, subsequent_indent="    ") for label in labels]
+        legend = fig.legend(handles, wrapped, loc="outside lower center", fontsize="x-small", frameon=False,
+                            title=text or None, title_fontsize="x-small", alignment="left")  # fmt: skip
+        if text:
+            legend.get_title().set_color("0.3")
+        return
     if handles:
         fig.legend(handles, labels, loc="outside right upper", fontsize="small", frameon=False)
-
-
-def write_notes(fig: Figure, notes: Notes) -> None:
-    """The notes as small text under the axes."""
-    if notes.lines:
-        fig.supxlabel("\n".join(notes.lines), fontsize="x-small", color="0.3", ha="left", x=0.02)
+    if text:
+        fig.supxlabel(text, fontsize="x-small", color="0.3", ha="left", x=0.02)

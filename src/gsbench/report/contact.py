@@ -3,9 +3,9 @@
 
 Which record stands for a method: the one whose rate (or budget) is closest, on a log scale, to a target
 shared by the whole sheet. The default target is the lowest rate every method reaches (the largest of
-the methods' smallest rates), so the method that cannot go lower sets the comparison; ``target`` fixes
-it instead. The crop is the square of the reference with the most detail (gradient energy), where
-methods differ most visibly.
+the methods' smallest rates), so the method that cannot go lower sets the comparison (a method alone:
+its median rate); ``target`` fixes it instead. The crop is the square of the reference with the most
+detail (gradient energy), where methods differ most visibly.
 
 Where the pixels come from: the record's reconstruction PNG; else the file a compress record wrote
 (a JPEG/WebP/AVIF opens as an image; a gsbench container is decoded with its method on the CPU); else
@@ -40,8 +40,8 @@ def pick_records(rows: pd.DataFrame, task: str, target: float | None = None) -> 
     if rows.empty:
         return rows, math.nan
     groups = rows.groupby(["method", "setting"], sort=True, dropna=False)
-    if target is None:
-        target = float(groups[x].min().max())
+    if target is None:  # one method alone: its middle rate, not its worst
+        target = float(groups[x].min().max()) if groups.ngroups > 1 else float(np.median(rows[x]))
     chosen = [g.loc[(np.log(g[x].astype(float)) - math.log(target)).abs().idxmin()] for _, g in groups]
     return pd.DataFrame(chosen), target
 
@@ -208,7 +208,7 @@ def _one_sheet(rows: pd.DataFrame, dataset: str, image: str, task: str, out: Pat
     if len(chosen) > MAX_PANELS:
         notes.append(f"{len(chosen) - MAX_PANELS} more methods not shown")
     unit = "bpp" if task == "compress" else "Gaussians"
-    title = f"{dataset} / {image} ({task}): each method's record closest to {at:.3g} {unit}"
+    title = f"{dataset} / {image} ({task})\neach method's record nearest {at:.3g} {unit}"
     fig = contact_sheet(reference, panels, title, notes)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"contact_{dataset}_{image}_{task}.png"

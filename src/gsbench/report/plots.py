@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .aggregate import PIXEL_CODECS, curve_name, curve_points
-from .axes import Notes, bulk_limits, mark_outside, outside_legend, positive, tidy_ticks, write_notes
+from .axes import Notes, bulk_limits, finish, mark_outside, positive, tidy_ticks
 
 CLASSICAL_CODECS = PIXEL_CODECS
 # (metric, y label) against the rate
@@ -30,6 +30,8 @@ REPRESENT_PLOTS = (
     ("num_params", "psnr", "stored parameters", "PSNR (dB)"),
 )
 FORMATS = ("png", "svg")
+# one marker shape per curve as well as a colour: points of two curves at one spot stay distinguishable
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
 
 
 def line_style(method: str) -> str:
@@ -81,8 +83,10 @@ def plot_curves(
             ys,
             line_style(str(method)),
             color=colour,
-            marker="o",
-            markersize=4,
+            marker=MARKERS[i % len(MARKERS)],
+            markersize=6,
+            markerfacecolor="none",  # hollow: two curves' points at one spot both stay visible
+            markeredgewidth=1.4,
             label=f"{name} ({n})" if inside.any() else None,
         )
         if mark_outside(ax, xs, ys, colour, name, xlim, ylim, (x, y)):
@@ -97,8 +101,7 @@ def plot_curves(
     ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.1)
-    outside_legend(fig, ax)
-    write_notes(fig, notes)
+    finish(fig, ax, notes)
     return fig
 
 
@@ -111,7 +114,9 @@ def _images_label(n: pd.Series) -> str:
 def images_title(n: pd.Series) -> str:
     """``(24 images)``, or ``(1-24 images per point)`` when the points average different counts."""
     lo, hi = int(n.min()), int(n.max())
-    return f"({hi} images)" if lo == hi else f"({lo}-{hi} images per point)"
+    if lo == hi:
+        return f"({hi} image{'s' if hi != 1 else ''})"
+    return f"({lo}-{hi} images per point)"
 
 
 def save(fig: Figure, stem: Path) -> list[Path]:

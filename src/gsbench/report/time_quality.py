@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .axes import Notes, outside_legend, positive, tidy_ticks, write_notes
+from .axes import Notes, finish, positive, tidy_ticks
 
 
 def time_to_quality_series(record: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -122,8 +122,7 @@ def time_to_quality_plot(
     ax.set_title(title or f"time to quality: {', '.join(datasets)} ({len(images)} images)")
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.1)
-    outside_legend(fig, ax)
-    write_notes(fig, notes)
+    finish(fig, ax, notes)
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=150)
     return summary
