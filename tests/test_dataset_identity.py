@@ -75,3 +75,31 @@ def test_report_never_pools_two_folders():
     assert dataset_key(old[1]) == dataset_key(old[2]) != dataset_key(old[0])
     assert dataset_key(old[0]).startswith("folder-a-nohash-")
     assert dataset_key({"dataset": "kodak"}) == "kodak"
+
+
+def test_compress_on_two_folders_prints_bpp_and_reports_two_datasets(tmp_path):
+    """End to end: JPEG on a 1-image and a 3-image folder; bpp in the print and results.csv; two datasets."""
+    import subprocess
+    import sys
+
+    from gsbench.report import build_report
+
+    root = Path(__file__).resolve().parents[1]
+    for name, n in (("one", 1), ("three", 3)):
+        folder = _folder(tmp_path, name, n, seed=n)
+        res = subprocess.run(
+            [sys.executable, "-m", "gsbench", "method=jpeg", "task=compress", "dataset=folder",
+             f"dataset.path={folder}", "metrics.names=[psnr]", "progress=false", "device=cpu",
+             f"hydra.run.dir={tmp_path / 'runs' / name}"],
+            cwd=root, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr[-2000:]
+        lines = res.stdout.splitlines()
+        header = next(line for line in lines if line.split()[:2] == ["image", "status"]).split()
+        assert {"bpp", "bitstream_bytes", "decode_fps"} <= set(header), res.stdout
+        csv = (tmp_path / "runs" / name / "results.csv").read_text().splitlines()[0].split(",")
+        assert {"bpp", "bpp_payload", "bitstream_bytes", "encode_seconds", "decode_seconds"} <= set(csv)
+    build_report(tmp_path / "runs", tmp_path / "report", plots=False)
+    summary = (tmp_path / "report" / "summary.csv").read_text()
+    rows = [line for line in summary.splitlines()[1:] if line.startswith("jpeg")]
+    assert len(rows) == 2 and "folder-one-" in summary and "folder-three-" in summary
