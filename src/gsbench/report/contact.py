@@ -25,6 +25,7 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from .aggregate import PIXEL_CODECS, curve_name, ok_rows
+from .axes import plain_number
 
 MAX_PANELS = 7  # methods per sheet besides the reference: more would make each panel unreadable
 CROP_FRACTION = 0.22  # side of the zoomed square, as a share of the image's shorter side
@@ -118,14 +119,19 @@ def detail_crop(reference: np.ndarray, fraction: float = CROP_FRACTION) -> tuple
 
 
 def panel_label(row: pd.Series, task: str) -> str:
-    """``jpeg q30`` / ``gi 10000 G``, then ``0.52 bpp · 28.10 dB``."""
+    """``jpeg q30`` / ``gi_pp 5000 G`` then ``0.52 bpp · 28.10 dB`` (compress); ``gi`` then
+    ``1987 Gaussians · 31.20 dB`` (represent: the fitted count, which adaptive methods choose)."""
     name = curve_name(row["method"], row["setting"])
-    budget = f"{row['budget_name'][0]}{int(row['budget'])}" if pd.notna(row["budget"]) else ""
-    if row["budget_name"] == "gaussians":
-        budget = f"{int(row['budget'])} G"
-    rate = f"{row['bpp']:.3g} bpp" if task == "compress" else f"{int(row['num_gaussians'])} Gaussians"
     psnr = f"{row['psnr']:.2f} dB" if pd.notna(row["psnr"]) else "PSNR n/a"
-    return f"{name} {budget}\n{rate} · {psnr}"
+    if task != "compress":
+        return f"{name}\n{int(row['num_gaussians'])} Gaussians · {psnr}"
+    if pd.isna(row["budget"]):
+        budget = ""
+    elif row["budget_name"] == "gaussians":
+        budget = f" {int(row['budget'])} G"
+    else:
+        budget = f" {str(row['budget_name'])[0]}{int(row['budget'])}"
+    return f"{name}{budget}\n{row['bpp']:.3g} bpp · {psnr}"
 
 
 def contact_sheet(reference: np.ndarray | None, panels: list[tuple[str, np.ndarray]], title: str,
@@ -208,7 +214,8 @@ def _one_sheet(rows: pd.DataFrame, dataset: str, image: str, task: str, out: Pat
     if len(chosen) > MAX_PANELS:
         notes.append(f"{len(chosen) - MAX_PANELS} more methods not shown")
     unit = "bpp" if task == "compress" else "Gaussians"
-    title = f"{dataset} / {image} ({task})\neach method's record nearest {at:.3g} {unit}"
+    near = plain_number(float(f"{at:.3g}"))
+    title = f"{dataset} / {image} ({task})\neach method's record nearest {near} {unit}"
     fig = contact_sheet(reference, panels, title, notes)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"contact_{dataset}_{image}_{task}.png"
