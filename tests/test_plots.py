@@ -74,9 +74,9 @@ def test_rd_plot_keeps_bulk_and_marks_outlier():
     assert x0 < 0.22 and 3.4 < x1 < 5.0  # the bulk, not 0..112
     seen = visible(fig)
     assert set(seen) == {"gi (2 img)", "jpeg (2 img)"} and all(v > 0 for v in seen.values())
-    # the outlier is an arrow on the edge, labelled with its values
-    assert any(t.startswith("sgi: bpp=112.3, psnr=45") for t in _annotations(fig))
-    assert "far outliers" in fig._supxlabel.get_text()
+    # the outlier is an arrow on the edge tagged with its curve, its values in the note
+    assert "sgi" in _annotations(fig)
+    assert "beyond the axes (arrow): sgi: bpp=112.3, psnr=45" in fig._supxlabel.get_text()
 
 
 def test_log_axis_skips_non_positive_with_a_note():
@@ -121,7 +121,8 @@ def test_every_report_plot_renders(tmp_path):
     ("values", "log", "lo", "hi"),
     [
         ([0.2, 0.5, 1.0, 2.0, 3.4, 112.0], False, 0.0, 5.0),
-        ([1.0, 1.0, 1.0, 1.0, 1.0, 1.0], False, 0.4, 1.6),
+        ([1.0, 1.0, 1.0, 1.0, 1.0, 1.0], False, 0.85, 1.15),
+        ([0.1], False, 0.085, 0.115),
         ([1e3, 1e4, 7e4], True, 500, 1.2e5),
     ],
 )
@@ -131,7 +132,8 @@ def test_bulk_limits(values, log, lo, hi):
 
 
 def test_plain_number():
-    assert [plain_number(v) for v in (0, 0.5, 3, 1000, 2e5, 1e-4)] == ["0", "0.5", "3", "1000", "2e5", "1e-4"]
+    values = (0, 0.5, 3, 1000, 2e5, 3e6, 1e-4)
+    assert [plain_number(v) for v in values] == ["0", "0.5", "3", "1000", "200000", "3e6", "1e-4"]
 
 
 def test_an_evenly_sampled_long_curve_is_not_an_outlier():

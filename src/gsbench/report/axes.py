@@ -80,7 +80,8 @@ def bulk_limits(values: np.ndarray, log: bool = False) -> Limits:
             break
         kept = bulk
     lo, hi = float(kept[0]), float(kept[-1])
-    pad = 0.05 * (hi - lo) if hi > lo else max(0.05 * abs(hi), 0.05 if log else 0.5)
+    # one value (or equal values): a margin of 10 % of it, so LPIPS 0.1 does not get an axis from -0.4
+    pad = 0.05 * (hi - lo) if hi > lo else (0.05 if log else 0.1 * abs(hi) or 0.5)
     lo, hi = lo - pad, hi + pad
     if log:
         lo, hi = 10**lo, 10**hi
@@ -96,23 +97,24 @@ def mark_outside(
     xlim: Limits,
     ylim: Limits,
     names: tuple[str, str] = ("x", "y"),
-) -> int:
+) -> list[str]:
     """Draw the points of one curve that lie beyond the axis limits as arrows on the axis edge.
 
-    Each arrow sits where the point would leave the axes, points towards it, and is labelled with the
-    curve and the point's coordinates (``names`` are the axes' quantities). Returns how many were marked.
+    Each arrow sits where the point would leave the axes and points towards it, tagged with the curve's
+    name only (a box with the values would hide data near the edge). Returns one line per point with the
+    curve and its coordinates (``names`` are the axes' quantities), for the figure's notes.
     """
-    n = 0
+    lines = []
     for xi, yi in zip(x, y, strict=True):
         dx = 1 if xi > xlim.hi else -1 if xi < xlim.lo else 0
         dy = 1 if yi > ylim.hi else -1 if yi < ylim.lo else 0
         if not (dx or dy):
             continue
-        n += 1
+        lines.append(f"{label}: {names[0]}={xi:.4g}, {names[1]}={yi:.4g}")
         # the edge position in axes coordinates (0..1), the other coordinate kept where it is visible
         ex = 1.0 if dx > 0 else 0.0 if dx < 0 else _frac(xi, xlim, ax.get_xscale() == "log")
         ey = 1.0 if dy > 0 else 0.0 if dy < 0 else _frac(yi, ylim, ax.get_yscale() == "log")
-        tail = (ex - 0.07 * dx, ey - 0.07 * dy)
+        tail = (ex - 0.05 * dx, ey - 0.05 * dy)
         ax.annotate(
             "",
             xy=(ex, ey),
@@ -120,20 +122,18 @@ def mark_outside(
             xycoords="axes fraction",
             arrowprops={"arrowstyle": "-|>", "color": colour, "lw": 1.5},
         )
-        text = f"{label}: {names[0]}={xi:.4g}, {names[1]}={yi:.4g}"
-        ha = "right" if ex > 0.5 else "left"
-        va = "top" if ey > 0.5 else "bottom"
         ax.annotate(
-            text,
+            label,
             xy=tail,
             xycoords="axes fraction",
-            ha=ha,
-            va=va,
+            xytext=(-3 * dx, 4 if dy <= 0 else -4),
+            textcoords="offset points",
+            ha="right" if ex > 0.5 else "left",
+            va="bottom" if dy <= 0 else "top",
             fontsize="x-small",
             color=colour,
-            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": colour, "alpha": 0.9},
         )
-    return n
+    return lines
 
 
 def _frac(v: float, lim: Limits, log: bool) -> float:
@@ -149,7 +149,7 @@ def plain_number(v: float, _pos: object = None) -> str:
     """A tick label without scientific notation where a plain number is short (1000, 0.5, 2e+05)."""
     if v == 0:
         return "0"
-    if 1e-3 <= abs(v) < 1e5:
+    if 1e-3 <= abs(v) < 1e6:
         return f"{v:.6g}"
     return f"{v:.0e}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
 

@@ -89,10 +89,10 @@ def plot_curves(
             markeredgewidth=1.4,
             label=f"{name} ({n})" if inside.any() else None,
         )
-        if mark_outside(ax, xs, ys, colour, name, xlim, ylim, (x, y)):
-            notes.add("arrows: points beyond the axes (far outliers), labelled with their values")
+        for line in mark_outside(ax, xs, ys, colour, name, xlim, ylim, (x, y)):
+            notes.add(f"beyond the axes (arrow): {line}")
         if not inside.any():
-            notes.add(f"{name}: every point lies beyond the axes (see the arrows)")
+            notes.add(f"{name}: every point lies beyond the axes, so it is not in the legend")
     ax.set_xlim(xlim.lo, xlim.hi)
     ax.set_ylim(ylim.lo, ylim.hi)
     tidy_ticks(ax)
