@@ -3,6 +3,7 @@ averages two different folders as one dataset (older records without the hash in
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -103,3 +104,22 @@ def test_compress_on_two_folders_prints_bpp_and_reports_two_datasets(tmp_path):
     summary = (tmp_path / "report" / "summary.csv").read_text()
     rows = [line for line in summary.splitlines()[1:] if line.startswith("jpeg")]
     assert len(rows) == 2 and "folder-one-" in summary and "folder-three-" in summary
+
+
+def test_report_warns_when_one_image_name_scored_two_files(tmp_path):
+    from gsbench.report import build_report
+    from gsbench.report.aggregate import content_conflicts
+
+    recs = [
+        _rec("kodak", "kodim01", "", source_sha256="a" * 64, config_hash="h1"),
+        _rec("kodak", "kodim01", "", source_sha256="b" * 64, config_hash="h2"),
+        _rec("kodak", "kodim02", "", source_sha256="c" * 64),
+        _rec("kodak", "kodim03", ""),  # an older record without the hash: nothing to compare
+    ]
+    assert content_conflicts(records_frame(recs)) == ["kodak/kodim01"]
+    for i, rec in enumerate(recs):
+        path = tmp_path / "res" / f"r{i}" / f"{rec['image']}.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(rec))
+    rep = build_report(tmp_path / "res", tmp_path / "out", plots=False)
+    assert any("WARNING" in m and "kodak/kodim01" in m for m in rep.messages)

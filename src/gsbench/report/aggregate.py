@@ -143,6 +143,7 @@ def record_row(rec: dict[str, Any], path: Path | None = None) -> dict[str, Any]:
         "finished_at": rec.get("finished_at"),
         "record_path": str(path) if path is not None else None,
         "source": rec.get("source"),
+        "source_sha256": rec.get("source_sha256"),
         # files beside the record (the contact sheets show them); a texture stack's list of PNGs is not one
         "reconstruction_path": _beside(path, rec.get("reconstruction")),
         "bitstream_path": _beside(path, rec.get("bitstream")),
@@ -254,6 +255,20 @@ def format_value(v: Any) -> str:
     if v is None:
         return "null"
     return str(v)
+
+
+def content_conflicts(df: pd.DataFrame) -> list[str]:
+    """``dataset/image`` names whose records scored different files (different ``source_sha256``).
+
+    A folder's name carries its content hash, but a named dataset (``kodak``) is trusted by name: a
+    modified copy run with ``dataset.verify=false`` would be averaged with the real one. Records that
+    hold the image's hash let the report say so.
+    """
+    if "source_sha256" not in df or df["source_sha256"].isna().all():
+        return []
+    known = df[df["source_sha256"].notna()]
+    counts = known.groupby(["dataset", "image"])["source_sha256"].nunique()
+    return [f"{d}/{i}" for (d, i), n in counts.items() if n > 1]
 
 
 def load_frame(root: Path) -> pd.DataFrame:

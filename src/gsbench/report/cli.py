@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .aggregate import load_frame, load_raw, summarize, write_tidy
+from .aggregate import content_conflicts, load_frame, load_raw, summarize, write_tidy
 from .bdrate import BD_METRICS, MIN_OVERLAP, bd_markdown, bd_table
 from .compressai_json import write_compressai
 from .contact import contact_sheets
@@ -73,6 +73,12 @@ def build_report(
     else:
         n_failed = int((df["status"] != "ok").sum())
         rep.messages.append(f"{len(df)} records ({n_failed} failed) under {root}")
+        conflicts = content_conflicts(df)
+        if conflicts:
+            rep.messages.append(
+                f"WARNING: records of {len(conflicts)} image(s) scored different files under one name "
+                f"(source_sha256 differs; see records.csv): {', '.join(conflicts[:5])}"
+            )
         rep.files += write_tidy(df, out)
         summary = summarize(df)
         summary.to_csv(out / "summary.csv", index=False)
