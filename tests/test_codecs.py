@@ -66,7 +66,8 @@ def test_codec_round_trip_two_qualities(name, kodak_dir, tmp_path):
         assert path.suffix == CODECS[name].suffix and MAGIC[name](data), data[:16]
         assert out["bitstream_bytes"] == len(data)
         assert out["bpp"] == pytest.approx(len(data) * 8 / (height * width))
-        assert out["num_gaussians"] == 0 and out["bpp_payload"] is None
+        assert out["num_gaussians"] == 0 and out["bpp_payload"] == out["bpp"]  # no analytic count: the file
+        assert out["render"] is None  # the decoded pixels are the image: nothing is rendered
         info = out["method_info"]
         assert f"quality {quality}" in info["description"] and info["library_version"] in info["description"]
         assert info["quality"] == quality and info["settings"]

@@ -30,7 +30,7 @@ from gsbench.methods.instant_gi.points import (
     triangulate,
 )
 from gsbench.methods.instant_gi.quadtree import density_map, quadtree_centres, quadtree_gaussians
-from gsbench.report.time_to_quality import time_to_quality_plot, time_to_quality_series
+from gsbench.report.time_quality import time_to_quality_plot, time_to_quality_series
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT.parent / "shared" / "data" / "photos"

@@ -57,3 +57,44 @@ def test_provenance_has_commit_and_versions():
     assert set(git_commit()) == {"commit", "dirty"}
     v = versions()
     assert v["torch"] and v["python"]
+
+
+def _compress_record(image: str, status: str = "ok") -> dict:
+    return {
+        "image": image,
+        "status": status,
+        "task": "compress",
+        "num_gaussians": 0,
+        "metrics": {"psnr": 30.0, "ms_ssim": 0.95},
+        "bpp": 0.5,
+        "bpp_payload": 0.5,
+        "bitstream_bytes": 24576,
+        "encode_seconds": 0.01,
+        "fit_seconds": 0.01,
+        "decode_seconds": 0.002,
+        "decode": {"decode_fps": 450.0},
+        "render": None,
+    }
+
+
+def test_compress_table_carries_rate_and_codec_timings(tmp_path):
+    from gsbench.runner.summary import format_table, write_results
+
+    df = summary_table([_compress_record("a"), _compress_record("b")])
+    for col in ("bpp", "bpp_payload", "bitstream_bytes", "encode_seconds", "decode_seconds", "decode_fps"):
+        assert col in df.columns and df[col].iloc[-1] == df[col].iloc[0]
+    assert df["render_fps"].isna().all()  # a pixel codec renders nothing
+    header = (write_results(df, tmp_path)).read_text().splitlines()[0].split(",")
+    assert header[:4] == ["image", "status", "num_gaussians", "psnr"] and "bpp" in header
+    printed = format_table(df, "compress")
+    first = printed.splitlines()[0].split()
+    assert "bpp" in first and "bitstream_bytes" in first and "decode_fps" in first
+    assert "render_fps" not in first  # empty for every row: not printed
+    assert "24576" in printed and "24576.0" not in printed
+
+
+def test_represent_table_has_render_fps_and_no_rate():
+    rec = {"image": "a", "status": "ok", "task": "represent", "num_gaussians": 10, "metrics": {"psnr": 1.0},
+           "fit_seconds": 2.0, "render": {"render_fps": 100.0}}
+    df = summary_table([rec])
+    assert "render_fps" in df.columns and "bpp" not in df.columns and df["render_fps"].iloc[0] == 100.0

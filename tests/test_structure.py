@@ -25,10 +25,10 @@ LAYERS: list[tuple[str, ...]] = [
     ("methods",),
     ("gaussians", "codec", "metrics", "data", "loggers", "config"),
     ("kernels",),
-    ("registry", "errors", "__init__"),
+    ("registry", "errors", "columns", "__init__"),
 ]
 # The report turns records into tables; it must not need the code that produced them.
-REPORT_MAY_IMPORT = {"registry", "errors", "metrics", "records", "__init__"}
+REPORT_MAY_IMPORT = {"registry", "errors", "metrics", "records", "columns", "__init__"}
 
 # (importer, imported) module pairs that break a contract today, each with why it is still there.
 ALLOWED_VIOLATIONS: dict[tuple[str, str], str] = {
@@ -41,6 +41,10 @@ ALLOWED_VIOLATIONS: dict[tuple[str, str], str] = {
     ("gsbench.data.stacks", "gsbench.metrics.psnr"): "texture-stack metrics live in data/",
     # The record schema lives in runner/records.py until a top-level records module both sides import.
     ("gsbench.report.aggregate", "gsbench.runner.records"): "record schema still in runner/",
+    # A contact sheet shows a .gsb's pixels when its record kept no reconstruction PNG: that needs the
+    # decoder (through the method registry) and the renderer's options.
+    ("gsbench.report.contact", "gsbench.methods"): "contact sheets decode a bitstream without a PNG",
+    ("gsbench.report.contact", "gsbench.gaussians.render"): "contact sheets decode a bitstream without a PNG",
 }
 
 MAX_LINES = 400
@@ -185,7 +189,8 @@ def test_the_checker_sees_a_cycle_and_a_lazy_import():
     """The checker itself: a cycle is found, and an import inside a function counts."""
     assert strongly_connected({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"], ["c"]]
     tree = graph()
-    assert "gsbench.report.time_to_quality" in tree["gsbench.report.cli"]  # imported inside a function
+    # imported inside a function
+    assert "gsbench.gaussians.raster_torch" in tree["gsbench.gaussians.backends"]
 
 
 def line_counts() -> dict[str, int]:

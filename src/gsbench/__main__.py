@@ -16,6 +16,12 @@ from .errors import UserError
 from .registry import UnknownNameError
 
 log = logging.getLogger("gsbench")
+BARE = (
+    "gsbench: no arguments; the defaults are the paper's setting (GaussianImage, 10,000 Gaussians, "
+    "50,000 iterations: hours on a CPU). Quick demo (~2 min): python -m gsbench preset=quick "
+    "(= make run); paper setting: python -m gsbench method=gi dataset=kodak gaussians=10000; "
+    "all options: python -m gsbench --help"
+)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -38,27 +44,10 @@ def _hydra_main(cfg: DictConfig) -> float | None:
             sys.exit(2)
         log.error("job failed: %s", exc)  # a sweep goes on with its other jobs
         return None
-    csv = output_dir / "results.csv"
-    result.table.to_csv(csv, index=False)
-    with_cols = [
-        c
-        for c in (
-            "image",
-            "status",
-            "num_gaussians",
-            "psnr",
-            "psnr_8bit",
-            "ms_ssim",
-            "lpips",
-            "flip",
-            "fit_seconds",
-            "render_fps",
-        )
-        if c in result.table.columns
-    ]
-    counts = {"num_gaussians": lambda v: "" if v != v else f"{v:.0f}"}  # v != v: NaN of a failed image
-    table = result.table[with_cols]
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}", formatters=counts))
+    from .runner.summary import format_table, write_results
+
+    csv = write_results(result.table, output_dir)
+    print(format_table(result.table, str(cfg.task.name)))
     print(f"records: {result.records_dir}\ntable:   {csv}")
     if result.skipped:
         print(f"skipped (already done): {len(result.skipped)}")
@@ -72,6 +61,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: check group names (one-line errors), then hand over to Hydra."""
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
+    if len(sys.argv) == 1:  # the defaults are the paper's setting: hours on a CPU, never run by accident
+        print(BARE, file=sys.stderr)
+        sys.exit(2)
     register_resolvers()
     try:
         check_overrides(sys.argv[1:])

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .columns import record_values, task_columns
 from .errors import UserError
 from .registry import Registry
 
@@ -36,6 +37,7 @@ class WandbLogger(NullLogger):
             raise UserError("logger=wandb needs the wandb package: pip install -e '.[wandb]'") from exc
         self._wandb, self._max_images = wandb, int(cfg.get("max_images", 4))
         self._table_rows: list[list[Any]] = []
+        self._table_columns: list[str] = []
         self._images_logged = 0
         self._run = wandb.init(
             project=cfg.get("project", "gsbench"),
@@ -54,13 +56,16 @@ class WandbLogger(NullLogger):
         self._run.log(dict(metrics), step=step)
 
     def log_record(self, record: Mapping[str, Any]) -> None:
-        metrics = {k: v for k, v in (record.get("metrics") or {}).items() if v is not None}
-        extra = {k: record.get(k) for k in ("bpp", "bpp_payload", "fit_seconds", "num_gaussians")}
-        extra = {k: v for k, v in extra.items() if v is not None}
+        task = str(record.get("task") or "represent")
+        values = record_values(record)
+        finals = {k: values.get(k) for k in task_columns(task)}
+        finals.update({k: v for k, v in (record.get("metrics") or {}).items() if k not in finals})
         self._run.log(
-            {"image": record["image"], **{f"final/{k}": v for k, v in {**metrics, **extra}.items()}}
+            {"image": record["image"], **{f"final/{k}": v for k, v in finals.items() if v is not None}}
         )
-        self._table_rows.append([record["image"], *[metrics.get(k) for k in TABLE_METRICS], extra.get("bpp")])
+        # the results table has the columns of results.csv for this task (set by the first record)
+        self._table_columns = self._table_columns or ["image", *task_columns(task)]
+        self._table_rows.append([record["image"], *[finals.get(k) for k in self._table_columns[1:]]])
 
     def log_images(self, name: str, image, recon) -> None:
         if self._images_logged >= self._max_images:  # a Kodak sweep should not upload 24 x 2 images
@@ -76,12 +81,9 @@ class WandbLogger(NullLogger):
 
     def finish(self) -> None:
         if self._table_rows:
-            columns = ["image", *TABLE_METRICS, "bpp"]
-            self._run.log({"results": self._wandb.Table(columns=columns, data=self._table_rows)})
+            table = self._wandb.Table(columns=self._table_columns, data=self._table_rows)
+            self._run.log({"results": table})
         self._run.finish()
-
-
-TABLE_METRICS = ("psnr", "ms_ssim", "lpips")
 
 
 def sweep_group() -> str | None:

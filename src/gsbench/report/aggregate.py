@@ -7,7 +7,9 @@ and the CompressAI export all read it, so a number in any report can be traced t
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,10 @@ SUMMARY_VALUES = (
 # the renderer, the codec (quantiser bits, entropy coding) and an init network (Instant-GI's checkpoint).
 # render.backend is left out: torch and triton compute the same image, and auto picks by device.
 SETTING_SECTIONS = ("method", "train", "render", "codec", "init")
+# methods whose decoder returns pixels (no render, no analytic payload)
+PIXEL_CODECS = ("jpeg", "webp", "avif", "jxl")
+# datasets that are whatever a directory holds (see gsbench.data.identity)
+PATH_DATASETS = ("folder", "texture_stack")
 SETTING_IGNORED = ("method.name", "render.backend")
 
 
@@ -94,9 +100,13 @@ def record_row(rec: dict[str, Any], path: Path | None = None) -> dict[str, Any]:
     flat = {}
     for section in SETTING_SECTIONS:
         flat.update(flatten(config.get(section) or {}, section))
+    pixels = rec.get("method") in PIXEL_CODECS
+    payload = rec.get("bpp_payload")
+    if pixels and payload is None:  # no analytic count: the file is the payload (older records left null)
+        payload = rec.get("bpp")
     row = {
         "method": rec.get("method"),
-        "dataset": rec.get("dataset"),
+        "dataset": dataset_key(rec),
         "task": rec.get("task") or "represent",
         "budget": rec.get("budget"),
         "budget_name": rec.get("budget_name") or "gaussians",
@@ -106,20 +116,23 @@ def record_row(rec: dict[str, Any], path: Path | None = None) -> dict[str, Any]:
         "error": rec.get("error"),
         **{m: metrics.get(m) for m in METRICS},
         "bpp": rec.get("bpp"),
-        "bpp_payload": rec.get("bpp_payload"),
+        "bpp_payload": payload,
         "bitstream_bytes": rec.get("bitstream_bytes"),
         "num_gaussians": rec.get("num_gaussians"),
         "num_params": rec.get("num_params"),
         "fit_seconds": rec.get("fit_seconds"),
         "encode_seconds": rec.get("encode_seconds"),
         "decode_seconds": rec.get("decode_seconds"),
-        "render_fps": render.get("render_fps"),
-        "render_seconds_median": render.get("render_seconds_median"),
+        # a pixel codec's decoded image is not rendered; older records timed a copy under that name
+        "render_fps": None if pixels else render.get("render_fps"),
+        "render_seconds_median": None if pixels else render.get("render_seconds_median"),
         "decode_fps": decode.get("decode_fps"),
         "decode_seconds_median": decode.get("decode_seconds_median"),
         "peak_memory_mib": rec.get("peak_memory_mib"),
         "device_type": device.get("type"),
         "device_name": device.get("name"),
+        "dataset_hash": rec.get("dataset_hash"),
+        "dataset_path": rec.get("dataset_path") or ((config.get("dataset") or {}).get("path")),
         "height": rec.get("height"),
         "width": rec.get("width"),
         "iterations": train.get("iterations"),
@@ -129,8 +142,38 @@ def record_row(rec: dict[str, Any], path: Path | None = None) -> dict[str, Any]:
         "git_dirty": git.get("dirty"),
         "finished_at": rec.get("finished_at"),
         "record_path": str(path) if path is not None else None,
+        "source": rec.get("source"),
+        "source_sha256": rec.get("source_sha256"),
+        # files beside the record (the contact sheets show them); a texture stack's list of PNGs is not one
+        "reconstruction_path": _beside(path, rec.get("reconstruction")),
+        "bitstream_path": _beside(path, rec.get("bitstream")),
     }
     return row
+
+
+def _beside(record_path: Path | None, name: Any) -> str | None:
+    """The path of a file named in a record, which lives in the record's folder."""
+    if record_path is None or not isinstance(name, str) or not name:
+        return None
+    return str(Path(record_path).parent / name)
+
+
+def dataset_key(rec: dict[str, Any]) -> str | None:
+    """The dataset a record belongs to in every table and plot.
+
+    Records name a path dataset (``folder``, ``texture_stack``) by its label and content hash
+    (``folder-photos-1a2b3c4d``). Older records say only ``folder``: they are told apart by the
+    directory in their config (``folder-photos-nohash-<hash of the path>``), so runs on two different
+    folders are never averaged, although a folder whose files changed between runs cannot be detected.
+    """
+    name = rec.get("dataset")
+    if name not in PATH_DATASETS or rec.get("dataset_hash"):
+        return name
+    path = ((rec.get("config") or {}).get("dataset") or {}).get("path")
+    if not path:
+        return name
+    label = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(path)).name).strip("._") or "root"
+    return f"{name}-{label}-nohash-{hashlib.sha256(str(path).encode()).hexdigest()[:6]}"
 
 
 def records_frame(records: list[dict[str, Any]] | list[tuple[Path, dict[str, Any]]]) -> pd.DataFrame:
@@ -212,6 +255,20 @@ def format_value(v: Any) -> str:
     if v is None:
         return "null"
     return str(v)
+
+
+def content_conflicts(df: pd.DataFrame) -> list[str]:
+    """``dataset/image`` names whose records scored different files (different ``source_sha256``).
+
+    A folder's name carries its content hash, but a named dataset (``kodak``) is trusted by name: a
+    modified copy run with ``dataset.verify=false`` would be averaged with the real one. Records that
+    hold the image's hash let the report say so.
+    """
+    if "source_sha256" not in df or df["source_sha256"].isna().all():
+        return []
+    known = df[df["source_sha256"].notna()]
+    counts = known.groupby(["dataset", "image"])["source_sha256"].nunique()
+    return [f"{d}/{i}" for (d, i), n in counts.items() if n > 1]
 
 
 def load_frame(root: Path) -> pd.DataFrame:

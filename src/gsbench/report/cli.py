@@ -7,12 +7,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .aggregate import load_frame, load_raw, summarize, write_tidy
+from .aggregate import content_conflicts, load_frame, load_raw, summarize, write_tidy
 from .bdrate import BD_METRICS, MIN_OVERLAP, bd_markdown, bd_table
 from .compressai_json import write_compressai
+from .contact import contact_sheets
 from .paper import ExperimentError, write_paper_tables
 from .plots import rd_plots, represent_plots
 from .tables import speed_markdown, speed_table, summary_markdown
+from .time_quality import time_to_quality_plot
 
 EPILOG = """\
 outputs (under --out, default <root>/report):
@@ -24,6 +26,7 @@ outputs (under --out, default <root>/report):
   speed.csv / speed.md            render and decode FPS, fit/encode/decode seconds, peak memory, device
   paper/<experiment>.md / .csv    paper vs ours per experiment file; paper_vs_ours.md all of them
   compressai/<dataset>/*.json     RD curves in CompressAI's result format
+  contact/contact_<dataset>_<image>_<task>.png   reference beside each method's reconstruction, with a crop
 
 examples:
   python -m gsbench.report results
@@ -51,6 +54,8 @@ def build_report(
     rate: str = "bpp",
     min_overlap: float = MIN_OVERLAP,
     plots: bool = True,
+    sheets: int = 4,
+    sheet_targets: dict[str, float | None] | None = None,
 ) -> Report:
     """Aggregate every record below ``root`` and write all the reports into ``out``.
 
@@ -68,6 +73,12 @@ def build_report(
     else:
         n_failed = int((df["status"] != "ok").sum())
         rep.messages.append(f"{len(df)} records ({n_failed} failed) under {root}")
+        conflicts = content_conflicts(df)
+        if conflicts:
+            rep.messages.append(
+                f"WARNING: records of {len(conflicts)} image(s) scored different files under one name "
+                f"(source_sha256 differs; see records.csv): {', '.join(conflicts[:5])}"
+            )
         rep.files += write_tidy(df, out)
         summary = summarize(df)
         summary.to_csv(out / "summary.csv", index=False)
@@ -92,6 +103,8 @@ def build_report(
             rep.files += rd_plots(df, out / "plots", rate=rate)
             rep.files += represent_plots(df, out / "plots")
             rep.files += time_to_quality_plots(root, out / "plots")
+            if sheets > 0:
+                rep.files += contact_sheets(df, out / "contact", sheets, sheet_targets)
     if experiments:
         rep.files += write_paper_tables(df, [Path(e) for e in experiments], out / "paper")
     return rep
@@ -99,8 +112,6 @@ def build_report(
 
 def time_to_quality_plots(root: Path, out: Path) -> list[Path]:
     """PSNR vs wall seconds of ``instant_gi`` against ``gi`` (represent records), one figure per dataset."""
-    from .time_to_quality import time_to_quality_plot
-
     recs = [r for _, r in load_raw(root) if r.get("status") == "ok" and r.get("task") == "represent"]
     written = []
     for dataset in sorted({str(r.get("dataset")) for r in recs if r.get("method") == "instant_gi"}):
@@ -146,6 +157,25 @@ def parser() -> argparse.ArgumentParser:
         help="BD warns below this share of the anchor's quality range (default: 0.2)",
     )
     p.add_argument("--no-plots", action="store_true", help="skip the figures (faster)")
+    p.add_argument(
+        "--sheets",
+        type=int,
+        default=4,
+        metavar="N",
+        help="contact sheets for up to N images per dataset and task (0: none; default 4)",
+    )
+    p.add_argument(
+        "--sheet-bpp",
+        type=float,
+        default=None,
+        help="rate the compress sheets compare at (default: the lowest rate every method reaches)",
+    )
+    p.add_argument(
+        "--sheet-gaussians",
+        type=float,
+        default=None,
+        help="budget the represent sheets compare at (default: the lowest every method reaches)",
+    )
     return p
 
 
@@ -159,8 +189,17 @@ def main(argv: list[str] | None = None) -> int:
     for e in args.experiment:
         experiments += sorted(e.glob("*.yaml")) if e.is_dir() else [e]
     try:
+        targets = {"compress": args.sheet_bpp, "represent": args.sheet_gaussians}
         rep = build_report(
-            args.root, args.out, args.anchor, experiments, args.rate, args.min_overlap, not args.no_plots
+            args.root,
+            args.out,
+            args.anchor,
+            experiments,
+            args.rate,
+            args.min_overlap,
+            not args.no_plots,
+            args.sheets,
+            targets,
         )
     except ExperimentError as exc:
         print(f"gsbench report: error: {exc}", file=sys.stderr)

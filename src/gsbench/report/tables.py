@@ -41,26 +41,36 @@ def markdown_table(df: pd.DataFrame, digits: int = 4) -> str:
     return "\n".join(lines)
 
 
+# the columns of summary.md per task (summary.csv has every one): what a reader of that task looks for
+SUMMARY_VIEW = {
+    "compress": ("bpp", "bpp_payload", "psnr", "ms_ssim", "lpips", "encode_seconds", "decode_fps"),
+    "represent": ("num_gaussians", "psnr", "ms_ssim", "lpips", "fit_seconds", "render_fps"),
+}
+
+
 def summary_markdown(summary: pd.DataFrame) -> str:
-    """The summary (mean ± std over images) as Markdown, with the columns that matter for reading."""
+    """The summary (mean ± std over images) as Markdown: one table per task, with that task's columns."""
     lines = ["# Summary: mean ± std over images", ""]
     lines.append(
-        "One row per (method, setting, dataset, task, budget). Means over the `ok` records only; failed "
-        "records are counted in `failed`. The full table with every column is `summary.csv`."
+        "One row per (method, setting, dataset, task, budget); `images` is the number of images averaged. "
+        "Means over the `ok` records only; failed records are counted in `failed`. The full table with "
+        "every column is `summary.csv`."
     )
     lines.append("")
     if summary.empty:
         return "\n".join([*lines, "No records."]) + "\n"
-    view = summary[["method", "setting", "dataset", "task", "budget"]].copy()
-    view["images"] = summary["n_images"]
-    view["failed"] = summary["n_failed"]
-    for v in ("bpp", "psnr", "ms_ssim", "lpips", "num_gaussians", "fit_seconds", "render_fps"):
-        if f"{v}_mean" in summary:
-            # the std column is dropped when every group has a single image
-            std = summary[f"{v}_std"] if f"{v}_std" in summary else [float("nan")] * len(summary)
-            view[v] = [_pm(m, s) for m, s in zip(summary[f"{v}_mean"], std, strict=True)]
-    lines.append(markdown_table(view))
-    return "\n".join(lines) + "\n"
+    for task in sorted(summary["task"].dropna().unique()):
+        part = summary[summary["task"] == task]
+        view = part[["method", "setting", "dataset", "budget"]].copy()
+        view["images"] = part["n_images"]
+        view["failed"] = part["n_failed"]
+        for v in SUMMARY_VIEW.get(str(task), SUMMARY_VIEW["represent"]):
+            if f"{v}_mean" in part and part[f"{v}_mean"].notna().any():
+                # the std column is dropped when every group has a single image
+                std = part[f"{v}_std"] if f"{v}_std" in part else [float("nan")] * len(part)
+                view[v] = [_pm(m, s) for m, s in zip(part[f"{v}_mean"], std, strict=True)]
+        lines += [f"## task={task}", "", markdown_table(view), ""]
+    return "\n".join(lines)
 
 
 def _pm(mean: float, std: float) -> str:

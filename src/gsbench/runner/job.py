@@ -15,6 +15,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..data import ImageError, ImageItem, load_image, resolve_dataset
+from ..data.identity import dataset_identity
 from ..data.stacks import is_stack, load_stack, save_stack_pngs, stack_info, stack_metrics
 from ..errors import UserError
 from ..gaussians.render import RenderOptions, resolve_backend
@@ -71,13 +72,15 @@ def run_job(cfg: DictConfig, output_dir: Path) -> JobResult:
             f"method {cfg.method.name!r} supports task={'|'.join(method.tasks)}, not {cfg.task.name!r} "
             f"(methods for task={cfg.task.name}: {able})"
         )
-    rdir = record_dir(output_dir, cfg.method.name, cfg.dataset.name, budget, seed, chash)
+    identity = dataset_identity(cfg.dataset, items, cfg.paths.data_dir)  # folders: name + content hash
+    source_sha256 = identity.pop("source_sha256")
+    rdir = record_dir(output_dir, cfg.method.name, identity["dataset"], budget, seed, chash)
     options = RenderOptions.from_config(cfg.render)
     backend = resolve_backend(options.backend, device)
     common = {
         "record_version": RECORD_VERSION,
         "method": cfg.method.name,
-        "dataset": cfg.dataset.name,
+        **identity,
         "budget": budget,
         "budget_name": method.budget_name,
         "seed": seed,
@@ -92,7 +95,7 @@ def run_job(cfg: DictConfig, output_dir: Path) -> JobResult:
     log.info(
         "job: %s on %s (%d images), %s %d, seed %d, %s/%s -> %s",
         cfg.method.name,
-        cfg.dataset.name,
+        identity["dataset"],
         len(items),
         method.budget_name,
         budget,
@@ -102,15 +105,15 @@ def run_job(cfg: DictConfig, output_dir: Path) -> JobResult:
         rdir,
     )
     logger = make_logger(cfg.logger, plain, output_dir)
-    job = _Job(cfg, method, device, options, rdir, common, logger)
-    bar = tqdm(items, desc=f"{cfg.method.name}/{cfg.dataset.name}", unit="img", disable=not cfg.progress)
+    job = _Job(cfg, method, device, options, rdir, common, logger, source_sha256)
+    bar = tqdm(items, desc=f"{cfg.method.name}/{identity['dataset']}", unit="img", disable=not cfg.progress)
     try:
         for index, item in enumerate(bar):
             bar.set_postfix(image=item.name)
             job.run_item(index, item)
     finally:
         logger.finish()
-    table = summary_table(list(_records(rdir, items)))
+    table = summary_table(list(_records(rdir, items)), str(cfg.task.name))
     return JobResult(rdir, table, job.failed, job.skipped)
 
 
@@ -125,6 +128,7 @@ class _Job:
     rdir: Path
     common: dict[str, Any]
     logger: Any
+    source_sha256: dict[str, str] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
@@ -137,6 +141,7 @@ class _Job:
             log.info("%s: record exists, skipped (resume)", item.name)
             return
         record = dict(self.common, image=item.name, source=str(item.path))
+        record["source_sha256"] = self.source_sha256.get(item.name)
         try:
             record.update(
                 _run_image(cfg, self.method, item, self.device, self.options, self.rdir, self.logger)

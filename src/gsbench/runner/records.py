@@ -1,4 +1,7 @@
-"""One JSON record per (method, dataset, image, budget, seed), written atomically; resume; aggregation."""
+"""One JSON record per (method, dataset, image, budget, seed), written atomically; resume.
+
+The per-image table of a job lives in :mod:`.summary` (re-exported here).
+"""
 
 from __future__ import annotations
 
@@ -9,22 +12,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+from .summary import summary_table
+
+__all__ = [
+    "RECORD_VERSION",
+    "load_records",
+    "read_record",
+    "record_dir",
+    "should_skip",
+    "summary_table",
+    "write_json_atomic",
+]
 
 RECORD_VERSION = 1
-SUMMARY_COLUMNS = (
-    "image",
-    "status",
-    "num_gaussians",
-    "psnr",
-    "psnr_8bit",
-    "ssim",
-    "ms_ssim",
-    "lpips",
-    "flip",
-    "fit_seconds",
-    "render_fps",
-)
 
 
 def record_dir(output_dir: Path, method: str, dataset: str, budget: int, seed: int, cfg_hash: str) -> Path:
@@ -72,32 +72,6 @@ def load_records(root: Path) -> list[dict[str, Any]]:
         if rec is not None and rec.get("record_version") == RECORD_VERSION:
             out.append(rec)
     return out
-
-
-def summary_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """Per-image rows (metrics flattened) plus a final ``mean`` row over the ``ok`` images."""
-    rows = []
-    for rec in records:
-        row = {
-            "image": rec.get("image"),
-            "status": rec.get("status"),
-            "num_gaussians": rec.get("num_gaussians"),
-        }
-        row.update(rec.get("metrics") or {})
-        row["fit_seconds"] = rec.get("fit_seconds")
-        row["render_fps"] = (rec.get("render") or {}).get("render_fps")
-        rows.append(row)
-    df = pd.DataFrame(rows)
-    for col in SUMMARY_COLUMNS:
-        if col not in df.columns:
-            df[col] = None
-    df = df[[*SUMMARY_COLUMNS, *[c for c in df.columns if c not in SUMMARY_COLUMNS]]]
-    ok = df[df["status"] == "ok"]
-    if len(ok):
-        mean = ok.drop(columns=["image", "status"]).apply(pd.to_numeric, errors="coerce").mean()
-        row = {"image": f"mean ({len(ok)} ok)", "status": "", **mean.to_dict()}
-        df = pd.concat([df, pd.DataFrame([row])], ignore_index=True)
-    return df
 
 
 def _jsonable(x: Any) -> Any:

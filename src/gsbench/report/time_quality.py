@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .axes import Notes, finish, positive, tidy_ticks
+
 
 def time_to_quality_series(record: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, bool]:
     """``(seconds [K], psnr [K], measured)`` of one record, sorted by time; empty arrays if it has none.
@@ -83,39 +85,56 @@ def time_to_quality_plot(
     for rec in recs:
         by_method.setdefault(str(rec.get("method")), {})[str(rec.get("image"))] = rec
     images = set.intersection(*(set(v) for v in by_method.values())) if by_method else set()
-    fig = Figure(figsize=(6.4, 4.2))
+    fig = Figure(figsize=(8.0, 4.4), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
+    ax.set_xscale("log")
+    notes = Notes()
     summary: dict[str, Any] = {"path": str(out_path), "images": sorted(images), "methods": {}}
-    colours = iter(["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7"] * 4)
-    for method, per_image in sorted(by_method.items()):
-        colour = next(colours)
+    for i, (method, per_image) in enumerate(sorted(by_method.items())):
+        colour = f"C{i % 10}"
         series = [time_to_quality_series(per_image[name]) for name in sorted(images)]
+        series = [_positive_times(s, method, notes) for s in series]
         series = [s for s in series if len(s[0]) > 0]
         if not series:
             continue
         measured = all(s[2] for s in series)
         style = "-" if measured else "--"
         for t, p, _ in series:
-            ax.plot(np.maximum(t, 1e-3), p, style, color=colour, alpha=0.25, linewidth=0.8)
-        lo = max(max(t[0] for t, _, _ in series), 1e-3)
+            ax.plot(t, p, style, color=colour, alpha=0.25, linewidth=0.8)
+        lo = max(t[0] for t, _, _ in series)
         hi = min(t[-1] for t, _, _ in series)
         grid = np.geomspace(lo, hi, 50) if hi > lo else np.array([lo])
         mean = np.mean([np.interp(grid, t, p) for t, p, _ in series], axis=0)
         label = f"{method} (mean of {len(series)})" + ("" if measured else ", time estimated")
-        ax.plot(grid, mean, style, color=colour, linewidth=2, label=label)
+        ax.plot(
+            grid, mean, style, color=colour, linewidth=2, label=label, marker="o" if len(grid) == 1 else None
+        )
         summary["methods"][method] = {"seconds": grid.tolist(), "psnr": mean.tolist(), "measured": measured}
     for mark in (2, 5):
         ax.axvline(mark, color="0.7", linewidth=0.8, linestyle=":")
-    ax.set_xscale("log")
+    ax.relim()
+    ax.autoscale_view()
+    tidy_ticks(ax)
     ax.set_xlabel("wall time (s, fit start to state; instant_gi includes its network)")
     ax.set_ylabel("PSNR (dB)")
     datasets = sorted({str(r.get("dataset")) for r in recs})
-    ax.set_title(title or f"time to quality: {', '.join(datasets)} ({len(images)} images)")
-    ax.grid(True, which="both", alpha=0.3)
-    if summary["methods"]:
-        ax.legend(loc="lower right", fontsize="small")
-    fig.tight_layout()
+    n = len(images)
+    ax.set_title(title or f"time to quality: {', '.join(datasets)} ({n} image{'s' if n != 1 else ''})")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.grid(True, which="minor", alpha=0.1)
+    finish(fig, ax, notes)
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=150)
     return summary
+
+
+def _positive_times(
+    series: tuple[np.ndarray, np.ndarray, bool], method: str, notes: Notes
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Drop states at t <= 0 (a log axis cannot show them; clamping would draw a line from nowhere)."""
+    t, p, measured = series
+    keep = positive(t)
+    if not keep.all():
+        notes.add(f"log time axis: states of {method} at 0 s not shown")
+    return t[keep], p[keep], measured
