@@ -14,6 +14,10 @@ lower for LPIPS/FLIP.
 ``flip``       mean LDR-FLIP via flip-evaluator; ``None`` when that package does not import
 =============  ==========================================================================================
 
+Each metric module registers its metrics, with their metadata (label, direction, unit, CompressAI key,
+where they are shown), in :data:`REGISTRY` (:mod:`gsbench.metrics.registry`); the runner, the per-job
+tables, the loggers and the report all read it. Adding a metric is one module (docs/extending.md).
+
 Results are plain floats (finite, so they go to JSON as they are) or ``None``. A metric that cannot be
 computed for an input raises :class:`MetricUnavailable`; :func:`compute_metrics_with_notes` turns that into
 ``None`` and a human-readable note, :func:`compute_metrics` drops the notes. A render holding NaN/inf gives
@@ -23,42 +27,58 @@ computed for an input raises :class:`MetricUnavailable`; :func:`compute_metrics_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import torch
 
-# The submodules are imported as modules, not their same-named functions: binding e.g. ``lpips`` the function
-# here would shadow the submodule, and ``import gsbench.metrics.lpips as m`` would then return the function.
-from gsbench.metrics import flip, lpips, psnr, ssim
+# Importing the submodules registers their metrics. They are imported as modules, not their same-named
+# functions: binding e.g. ``lpips`` the function here would shadow the submodule, and
+# ``import gsbench.metrics.lpips as m`` would then return the function.
+from gsbench.metrics import flip, lpips, psnr, ssim  # noqa: F401
 from gsbench.metrics._common import MetricUnavailable
 from gsbench.metrics.lpips import fetch_lpips_alex_weights
 from gsbench.metrics.psnr import PSNR_CAP_DB
-from gsbench.metrics.ssim import ms_ssim_db
+from gsbench.metrics.registry import REGISTRY, Metric, register
 
 __all__ = [
     "DEFAULT_METRICS",
     "METRICS",
     "PSNR_CAP_DB",
+    "REGISTRY",
+    "Metric",
     "MetricFn",
     "MetricUnavailable",
     "compute_metrics",
     "compute_metrics_with_notes",
     "fetch_lpips_alex_weights",
+    "register",
 ]
 
 #: ``fn(ref, rec) -> float`` with ref/rec 3xHxW; ``lpips`` also takes the keyword ``weights``.
 MetricFn = Callable[..., float]
 
-METRICS: dict[str, MetricFn] = {
-    "psnr": psnr.psnr,
-    "psnr_8bit": psnr.psnr_8bit,
-    "ssim": ssim.ssim,
-    "ms_ssim": ssim.ms_ssim,
-    "lpips": lpips.lpips,
-    "flip": flip.flip,
-}
 
+class _ComputeFunctions(Mapping[str, MetricFn]):
+    """``name -> compute function`` of every metric a job can ask for, read live from the registry."""
+
+    def __getitem__(self, name: str) -> MetricFn:
+        metric = REGISTRY.get(name) if name in REGISTRY else None
+        if metric is None or metric.compute is None:
+            raise KeyError(name)
+        return metric.compute
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(REGISTRY.names(derived=False))
+
+    def __len__(self) -> int:
+        return len(REGISTRY.names(derived=False))
+
+
+#: ``name -> compute function`` of the registered metrics (derived ones have none).
+METRICS: Mapping[str, MetricFn] = _ComputeFunctions()
+
+#: The built-in metrics (configs/metrics/default.yaml names the same ones): what a call without names gets.
 DEFAULT_METRICS: tuple[str, ...] = tuple(METRICS)
 
 
@@ -74,13 +94,14 @@ def compute_metrics_with_notes(
     Args:
         ref: 3xHxW reference in [0, 1], any device.
         rec: 3xHxW raw render (clamped to [0, 1] by every metric), moved to ``ref``'s device.
-        names: keys of :data:`METRICS`, in the order wanted in the result.
-        lpips_weights: LPIPS weight file; ``None`` searches as
-            :func:`gsbench.metrics.lpips.resolve_lpips_weights` describes.
+        names: metrics of :data:`REGISTRY` (not derived ones), in the order wanted in the result.
+        lpips_weights: LPIPS weight file (passed to every metric that ``takes_weights``); ``None`` searches
+            as :func:`gsbench.metrics.lpips.resolve_lpips_weights` describes.
 
     Returns:
-        ``(values, notes)``: ``values`` maps each name to a float or ``None`` (plus ``"ms_ssim_db"`` right
-        after ``"ms_ssim"`` when that is asked for); ``notes`` holds one ``"<name>: <reason>"`` per ``None``.
+        ``(values, notes)``: ``values`` maps each name to a float or ``None``, each followed by the metrics
+        derived from it (``"ms_ssim_db"`` right after ``"ms_ssim"``); ``notes`` holds one
+        ``"<name>: <reason>"`` per ``None``.
 
     Raises:
         ValueError: an unknown metric name, or ref/rec of the wrong shapes.
@@ -92,15 +113,17 @@ def compute_metrics_with_notes(
     values: dict[str, float | None] = {}
     notes: list[str] = []
     for name in dict.fromkeys(names):  # drop repeats, keep order
-        kwargs = {"weights": lpips_weights} if name == "lpips" else {}
+        metric = REGISTRY.get(name)
+        kwargs = {"weights": lpips_weights} if metric.takes_weights else {}
         try:
             value: float | None = METRICS[name](ref, rec, **kwargs)
         except MetricUnavailable as exc:
             value = None
             notes.append(f"{name}: {exc}")
         values[name] = value
-        if name == "ms_ssim":
-            values["ms_ssim_db"] = None if value is None else ms_ssim_db(value)
+        for derived in REGISTRY.derived_of(name):
+            assert derived.derive is not None  # Metric checks it
+            values[derived.name] = None if value is None else derived.derive(value)
     return values, notes
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from gsbench.metrics._common import MetricUnavailable, prepare_pair
+from gsbench.metrics.registry import Metric, register
 
 __all__ = ["flip"]
 
@@ -38,3 +39,7 @@ def flip(ref: torch.Tensor, rec: torch.Tensor) -> float:
         raise MetricUnavailable(f"flip_evaluator does not import ({exc}); install flip-evaluator") from exc
     _, mean_error, _ = flip_evaluator.evaluate(_to_hwc(ref), _to_hwc(rec), "LDR", applyMagma=False)
     return float(mean_error)
+
+
+# FLIP is printed for represent runs only: a compress run's terminal table is wide with rate columns.
+register(Metric("flip", "FLIP", "lower", compute=flip, order=60, printed=("represent",)))

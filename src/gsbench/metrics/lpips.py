@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from gsbench.metrics._common import MetricUnavailable, full_fp32_convs, prepare_pair
+from gsbench.metrics.registry import Metric, register
 
 __all__ = [
     "ALEXNET_URL",
@@ -249,3 +250,9 @@ def fetch_lpips_alex_weights(
     torch.save(merged, partial)
     partial.replace(dest)
     return dest
+
+
+register(
+    Metric("lpips", "LPIPS", "lower", compute=lpips, takes_weights=True, order=50, headline=True,
+           rd_plot=True)
+)  # fmt: skip

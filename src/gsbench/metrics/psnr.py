@@ -7,6 +7,7 @@ import math
 import torch
 
 from gsbench.metrics._common import prepare_pair
+from gsbench.metrics.registry import Metric, register
 
 __all__ = ["PSNR_CAP_DB", "psnr", "psnr_8bit", "psnr_from_mse"]
 
@@ -58,3 +59,11 @@ def psnr_8bit(ref: torch.Tensor, rec: torch.Tensor) -> float:
     """
     ref, rec = prepare_pair(ref, rec)
     return psnr_from_mse(_mse(ref, torch.round(rec * 255.0) / 255.0))
+
+
+# The two PSNRs every table leads with; only the papers' (float) one goes to CompressAI, plots and BD.
+register(
+    Metric("psnr", "PSNR", "higher", "dB", compute=psnr, compressai_key="psnr-rgb", order=10,
+           headline=True, rd_plot=True, bd=True)
+)  # fmt: skip
+register(Metric("psnr_8bit", "8-bit PSNR", "higher", "dB", compute=psnr_8bit, order=20))

@@ -9,6 +9,7 @@ import torch
 
 from gsbench.metrics._common import MetricUnavailable, full_fp32_convs, prepare_pair
 from gsbench.metrics.psnr import PSNR_CAP_DB
+from gsbench.metrics.registry import Metric, register
 
 __all__ = ["MS_SSIM_MIN_SIDE", "SSIM_WIN_SIZE", "ms_ssim", "ms_ssim_db", "ssim"]
 
@@ -71,3 +72,16 @@ def ms_ssim_db(value: float) -> float:
     if value >= 1.0:
         return PSNR_CAP_DB
     return min(PSNR_CAP_DB, -10.0 * math.log10(1.0 - value))
+
+
+# SSIM is kept in results.csv but not printed: MS-SSIM says more at the resolutions benchmarked.
+register(Metric("ssim", "SSIM", "higher", compute=ssim, order=30, printed=()))
+# CompressAI exports the linear MS-SSIM and plots it in dB; BD and our RD plots use the dB scale.
+register(
+    Metric("ms_ssim", "MS-SSIM", "higher", compute=ms_ssim, compressai_key="ms-ssim-rgb", order=40,
+           headline=True)
+)  # fmt: skip
+register(
+    Metric("ms_ssim_db", "MS-SSIM", "higher", "dB", derived_from="ms_ssim", derive=ms_ssim_db,
+           rd_plot=True, bd=True)
+)  # fmt: skip

@@ -17,14 +17,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..runner.records import RECORD_VERSION, read_record
+from ..metrics import REGISTRY
+from ..records import load_raw
 
-METRICS = ("psnr", "psnr_8bit", "ssim", "ms_ssim", "ms_ssim_db", "lpips", "flip")
 # What identifies one point of a curve; ``setting`` separates runs of one method whose configs differ at
 # the same budget (ablations, iteration counts, ...), so they are never averaged together.
 KEYS = ("method", "setting", "dataset", "task", "budget")
-NUMERIC = (
-    *METRICS,
+# The registry's metrics (derived ones too) come first in numeric_columns() and summary_values(), read at
+# each call, so that a metric registered after import is not left out.
+OTHER_NUMERIC = (
     "bpp",
     "bpp_payload",
     "bitstream_bytes",
@@ -42,8 +43,7 @@ NUMERIC = (
     "width",
     "iterations",
 )
-SUMMARY_VALUES = (
-    *METRICS,
+OTHER_SUMMARY_VALUES = (
     "bpp",
     "bpp_payload",
     "num_gaussians",
@@ -65,6 +65,21 @@ PATH_DATASETS = ("folder", "texture_stack")
 SETTING_IGNORED = ("method.name", "render.backend")
 
 
+def metric_names() -> tuple[str, ...]:
+    """Every registered metric (derived ones right after their source): the metric columns of the report."""
+    return REGISTRY.names()
+
+
+def numeric_columns() -> tuple[str, ...]:
+    """The columns of the tidy table that hold numbers."""
+    return (*metric_names(), *OTHER_NUMERIC)
+
+
+def summary_values() -> tuple[str, ...]:
+    """The columns that :func:`summarize` gives a mean and std of."""
+    return (*metric_names(), *OTHER_SUMMARY_VALUES)
+
+
 def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists are kept as values."""
     out: dict[str, Any] = {}
@@ -75,16 +90,6 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
                 out.update(flatten(v, key))
             else:
                 out[key] = v
-    return out
-
-
-def load_raw(root: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """Every record below ``root`` with its path (files that are not gsbench records are skipped)."""
-    out = []
-    for p in sorted(Path(root).rglob("*.json")):
-        rec = read_record(p)
-        if isinstance(rec, dict) and rec.get("record_version") == RECORD_VERSION:
-            out.append((p, rec))
     return out
 
 
@@ -114,7 +119,7 @@ def record_row(rec: dict[str, Any], path: Path | None = None) -> dict[str, Any]:
         "image": rec.get("image"),
         "status": rec.get("status"),
         "error": rec.get("error"),
-        **{m: metrics.get(m) for m in METRICS},
+        **{m: metrics.get(m) for m in metric_names()},
         "bpp": rec.get("bpp"),
         "bpp_payload": payload,
         "bitstream_bytes": rec.get("bitstream_bytes"),
@@ -188,7 +193,7 @@ def records_frame(records: list[dict[str, Any]] | list[tuple[Path, dict[str, Any
     if df.empty:
         df["setting"] = pd.Series(dtype=object)
         return df[_ordered(df)]
-    for col in NUMERIC:
+    for col in numeric_columns():
         df[col] = pd.to_numeric(df[col], errors="coerce")
     df["budget"] = pd.to_numeric(df["budget"], errors="coerce").astype("Int64")
     df["setting"] = setting_labels(df)
@@ -290,7 +295,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     deviation (ddof=1), empty for a single image.
     """
     cols = [*KEYS, "n_records", "n_ok", "n_failed", "n_images"]
-    values = [v for v in SUMMARY_VALUES if v in df.columns]
+    values = [v for v in summary_values() if v in df.columns]
     for v in values:
         cols += [f"{v}_mean", f"{v}_std"]
     if df.empty:

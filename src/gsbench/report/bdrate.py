@@ -23,12 +23,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..metrics import REGISTRY
 from .aggregate import curve_name, curve_points
 
 INTERPOLATIONS = ("cubic", "pchip", "akima")
 MIN_OVERLAP = 0.2
-# distortion metrics that BD runs over, with how their delta is named
-BD_METRICS = {"psnr": "BD-PSNR (dB)", "ms_ssim_db": "BD-MS-SSIM (dB)"}
+
+
+def bd_metrics() -> tuple[str, ...]:
+    """The distortion metrics BD runs over: those the registry marks ``bd`` (PSNR and MS-SSIM in dB)."""
+    return tuple(m.name for m in REGISTRY if m.bd)
+
+
 # bd_dist_* is the delta of the row's metric (dB for both PSNR and MS-SSIM in dB)
 BD_COLUMNS = [
     "dataset",
@@ -161,16 +167,17 @@ def bd_table(
     df: pd.DataFrame,
     anchor: str,
     rate: str = "bpp",
-    metrics: tuple[str, ...] = tuple(BD_METRICS),
+    metrics: tuple[str, ...] | None = None,
     min_overlap: float = MIN_OVERLAP,
 ) -> pd.DataFrame:
     """BD of every compress curve against ``anchor`` (a method name), per dataset and metric.
 
     The anchor's first setting is used when it has several (named in the warnings). Datasets without
     the anchor get one row saying so, so a missing anchor is visible rather than silently empty.
+    ``metrics`` defaults to :func:`bd_metrics`.
     """
     rows = []
-    for metric in metrics:
+    for metric in bd_metrics() if metrics is None else metrics:
         pts = curve_points(df, rate, metric, task="compress")
         if pts.empty:
             continue
@@ -238,7 +245,7 @@ def bd_markdown(table: pd.DataFrame, anchor: str) -> str:
         note = "No curve to compare: BD needs the anchor and another method's compress records on a dataset."
         return "\n".join([*lines, "", note]) + "\n"
     for metric, g in table.groupby("metric", sort=False):
-        label = BD_METRICS.get(metric, f"BD-{metric}")
+        label = REGISTRY.get(metric).bd_label if metric in REGISTRY else f"BD-{metric}"
         lines += ["", f"## {label}", ""]
         view = pd.DataFrame(
             {

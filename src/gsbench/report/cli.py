@@ -7,8 +7,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .aggregate import content_conflicts, load_frame, load_raw, summarize, write_tidy
-from .bdrate import BD_METRICS, MIN_OVERLAP, bd_markdown, bd_table
+from ..records import load_raw
+from .aggregate import content_conflicts, load_frame, summarize, write_tidy
+from .bdrate import MIN_OVERLAP, bd_markdown, bd_table
 from .compressai_json import write_compressai
 from .contact import contact_sheets
 from .paper import ExperimentError, write_paper_tables
@@ -89,7 +90,7 @@ def build_report(
         (out / "speed.md").write_text(speed_markdown(speed))
         rep.files += [out / "speed.csv", out / "speed.md"]
         if (df["task"] == "compress").any():
-            bd = bd_table(df, anchor, rate=rate, metrics=tuple(BD_METRICS), min_overlap=min_overlap)
+            bd = bd_table(df, anchor, rate=rate, min_overlap=min_overlap)
             bd.to_csv(out / f"bd_{anchor}.csv", index=False)
             (out / f"bd_{anchor}.md").write_text(bd_markdown(bd, anchor))
             rep.files += [out / f"bd_{anchor}.csv", out / f"bd_{anchor}.md"]

@@ -20,16 +20,17 @@ from typing import Any
 
 import pandas as pd
 
+from ..metrics import REGISTRY
 from .aggregate import curve_name, ok_rows
 
-# our column -> CompressAI's key
-KEYS = {
-    "bpp": "bpp",
-    "psnr": "psnr-rgb",
-    "ms_ssim": "ms-ssim-rgb",
-    "encode_seconds": "encoding_time",
-    "decode_seconds": "decoding_time",
-}
+# our non-metric columns -> CompressAI's keys; a metric's key is its ``compressai_key`` in the registry
+TIMING_KEYS = {"encode_seconds": "encoding_time", "decode_seconds": "decoding_time"}
+
+
+def compressai_keys() -> dict[str, str]:
+    """Our column -> CompressAI's key, beside ``bpp``: every metric that has a key, then the timings."""
+    metrics = {m.name: m.compressai_key for m in REGISTRY if m.compressai_key}
+    return {**metrics, **TIMING_KEYS}
 
 
 def _num(v: Any) -> float | None:
@@ -49,7 +50,7 @@ def compressai_curves(df: pd.DataFrame, rate: str = "bpp") -> list[dict[str, Any
     for (dataset, method, setting), g in ok.groupby(
         ["dataset", "method", "setting"], sort=True, dropna=False
     ):
-        cols = {k: v for k, v in KEYS.items() if k != "bpp"}
+        cols = compressai_keys()
         grouped = g.groupby("budget", sort=True)
         means = grouped[[rate, *cols]].mean()
         means["n_images"] = grouped["image"].nunique()

@@ -14,16 +14,11 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..metrics import REGISTRY
 from .aggregate import PIXEL_CODECS, curve_name, curve_points
 from .axes import Notes, bulk_limits, finish, mark_outside, positive, tidy_ticks
 
 CLASSICAL_CODECS = PIXEL_CODECS
-# (metric, y label) against the rate
-RD_PLOTS = (
-    ("psnr", "PSNR (dB)"),
-    ("ms_ssim_db", "MS-SSIM (dB)"),
-    ("lpips", "LPIPS (lower is better)"),
-)
 # (x, y, x label, y label); x is the mean of the fitted count, which adaptive methods choose themselves
 REPRESENT_PLOTS = (
     ("num_gaussians", "psnr", "number of Gaussians", "PSNR (dB)"),
@@ -131,19 +126,25 @@ def save(fig: Figure, stem: Path) -> list[Path]:
 
 
 def rd_plots(df: pd.DataFrame, out: Path, rate: str = "bpp") -> list[Path]:
-    """Compress records: ``rd_<dataset>_<metric>.{png,svg}`` for PSNR, MS-SSIM (dB) and LPIPS vs rate.
+    """Compress records: ``rd_<dataset>_<metric>.{png,svg}`` against the rate for every metric the registry
+    marks ``rd_plot`` (PSNR, MS-SSIM in dB and LPIPS), labelled with its ``axis_label``.
 
     Points are means over images of per-image rate and per-image metric at each budget (the papers'
     way); a metric with no values (e.g. LPIPS without weights) makes no figure.
     """
     written: list[Path] = []
-    for metric, ylabel in RD_PLOTS:
+    for metric, ylabel in rd_plot_metrics():
         pts = curve_points(df, rate, metric, task="compress")
         for dataset, g in pts.groupby("dataset", sort=True):
             title = f"{dataset} {images_title(g['n'])}"
             fig = plot_curves(g, rate, metric, f"{rate} (bits per pixel)", ylabel, title)
             written += save(fig, out / f"rd_{dataset}_{metric}")
     return written
+
+
+def rd_plot_metrics() -> list[tuple[str, str]]:
+    """``(metric, y label)`` of every RD figure, from the metric registry."""
+    return [(m.name, m.axis_label) for m in REGISTRY if m.rd_plot]
 
 
 def represent_plots(df: pd.DataFrame, out: Path) -> list[Path]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..metrics import REGISTRY
 from .aggregate import ok_rows
 
 
@@ -41,11 +42,20 @@ def markdown_table(df: pd.DataFrame, digits: int = 4) -> str:
     return "\n".join(lines)
 
 
-# the columns of summary.md per task (summary.csv has every one): what a reader of that task looks for
-SUMMARY_VIEW = {
-    "compress": ("bpp", "bpp_payload", "psnr", "ms_ssim", "lpips", "encode_seconds", "decode_fps"),
-    "represent": ("num_gaussians", "psnr", "ms_ssim", "lpips", "fit_seconds", "render_fps"),
+# the columns of summary.md per task (summary.csv has every one): what a reader of that task looks for;
+# the metrics are the registry's ``headline`` ones, between the task's size and its timings
+SUMMARY_VIEW_SIZE = {"compress": ("bpp", "bpp_payload"), "represent": ("num_gaussians",)}
+SUMMARY_VIEW_TIMES = {
+    "compress": ("encode_seconds", "decode_fps"),
+    "represent": ("fit_seconds", "render_fps"),
 }
+
+
+def summary_view(task: str) -> tuple[str, ...]:
+    """The columns of ``task``'s table in ``summary.md``."""
+    task = task if task in SUMMARY_VIEW_SIZE else "represent"
+    headline = tuple(m.name for m in REGISTRY if m.headline)
+    return (*SUMMARY_VIEW_SIZE[task], *headline, *SUMMARY_VIEW_TIMES[task])
 
 
 def summary_markdown(summary: pd.DataFrame) -> str:
@@ -64,7 +74,7 @@ def summary_markdown(summary: pd.DataFrame) -> str:
         view = part[["method", "setting", "dataset", "budget"]].copy()
         view["images"] = part["n_images"]
         view["failed"] = part["n_failed"]
-        for v in SUMMARY_VIEW.get(str(task), SUMMARY_VIEW["represent"]):
+        for v in summary_view(str(task)):
             if f"{v}_mean" in part and part[f"{v}_mean"].notna().any():
                 # the std column is dropped when every group has a single image
                 std = part[f"{v}_std"] if f"{v}_std" in part else [float("nan")] * len(part)

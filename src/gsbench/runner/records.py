@@ -1,21 +1,22 @@
-"""One JSON record per (method, dataset, image, budget, seed), written atomically; resume.
-
-The per-image table of a job lives in :mod:`.summary` (re-exported here).
-"""
+"""The record schema as the runner sees it: :mod:`gsbench.records` (shared with the report), and the
+per-image table of a job (:mod:`.summary`)."""
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import tempfile
-from pathlib import Path
-from typing import Any
-
+from ..records import (
+    RECORD_VERSION,
+    load_raw,
+    load_records,
+    read_record,
+    record_dir,
+    should_skip,
+    write_json_atomic,
+)
 from .summary import summary_table
 
 __all__ = [
     "RECORD_VERSION",
+    "load_raw",
     "load_records",
     "read_record",
     "record_dir",
@@ -23,63 +24,3 @@ __all__ = [
     "summary_table",
     "write_json_atomic",
 ]
-
-RECORD_VERSION = 1
-
-
-def record_dir(output_dir: Path, method: str, dataset: str, budget: int, seed: int, cfg_hash: str) -> Path:
-    """Folder of one configuration's records inside a job's output directory."""
-    return Path(output_dir) / "records" / method / dataset / f"g{budget}_s{seed}_{cfg_hash}"
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(_jsonable(data), fh, indent=2, sort_keys=False, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_record(path: Path) -> dict[str, Any] | None:
-    """The record at ``path``, or None if it is missing or unreadable (then it is simply redone)."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def should_skip(path: Path, resume: bool, retry_failed: bool) -> bool:
-    """Whether an existing record at ``path`` means the image is done."""
-    if not resume:
-        return False
-    rec = read_record(path)
-    if rec is None:
-        return False
-    return rec.get("status") == "ok" or not retry_failed
-
-
-def load_records(root: Path) -> list[dict[str, Any]]:
-    """Every record below ``root`` (recursively), skipping unreadable files."""
-    out = []
-    for p in sorted(Path(root).rglob("*.json")):
-        rec = read_record(p)
-        if rec is not None and rec.get("record_version") == RECORD_VERSION:
-            out.append(rec)
-    return out
-
-
-def _jsonable(x: Any) -> Any:
-    """Replace non-finite floats (invalid JSON) by None, recursively."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    return x

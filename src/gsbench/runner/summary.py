@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..columns import COUNTS, PRINTED, record_values, task_columns
+from ..columns import COUNTS, printed_columns, record_values, task_columns
 
 
 def summary_table(records: Iterable[Mapping[str, Any]], task: str | None = None) -> pd.DataFrame:
@@ -48,7 +48,7 @@ def format_table(table: pd.DataFrame, task: str) -> str:
     A column that is empty for every row (e.g. ``render_fps`` of a pixel codec) is left out of the print,
     not of ``results.csv``.
     """
-    wanted = ["image", "status", *PRINTED.get(task, PRINTED["represent"])]
+    wanted = ["image", "status", *printed_columns(task)]
     cols = [c for c in wanted if c in ("image", "status") or _shown(table, c)]
     view = table[cols].copy()
     formatters = {c: _count for c in COUNTS if c in cols}
