@@ -16,7 +16,8 @@ lower for LPIPS/FLIP.
 
 Each metric module registers its metrics, with their metadata (label, direction, unit, CompressAI key,
 where they are shown), in :data:`REGISTRY` (:mod:`gsbench.metrics.registry`); the runner, the per-job
-tables, the loggers and the report all read it. Adding a metric is one module (docs/extending.md).
+tables, the loggers and the report all read it. Adding a metric is one module in this package, imported
+(and so registered) with the package (docs/extending.md).
 
 Results are plain floats (finite, so they go to JSON as they are) or ``None``. A metric that cannot be
 computed for an input raises :class:`MetricUnavailable`; :func:`compute_metrics_with_notes` turns that into
@@ -27,6 +28,8 @@ computed for an input raises :class:`MetricUnavailable`; :func:`compute_metrics_
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -55,6 +58,17 @@ __all__ = [
     "register",
 ]
 
+
+def _import_metric_modules() -> None:
+    """Import every public module of this package: a metric module registers itself by being there, so
+    adding a metric needs no edit here."""
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_") and info.name != "registry":
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_import_metric_modules()
+
 #: ``fn(ref, rec) -> float`` with ref/rec 3xHxW; ``lpips`` also takes the keyword ``weights``.
 MetricFn = Callable[..., float]
 
@@ -78,7 +92,8 @@ class _ComputeFunctions(Mapping[str, MetricFn]):
 #: ``name -> compute function`` of the registered metrics (derived ones have none).
 METRICS: Mapping[str, MetricFn] = _ComputeFunctions()
 
-#: The built-in metrics (configs/metrics/default.yaml names the same ones): what a call without names gets.
+#: Every metric registered when the package was imported: what a call without names computes. (A job
+#: computes what its config names; configs/metrics/default.yaml names the built-in ones.)
 DEFAULT_METRICS: tuple[str, ...] = tuple(METRICS)
 
 
