@@ -356,8 +356,8 @@ def test_train_then_fit_end_to_end(tmp_path, kodak_dir):
 
 def test_report_draws_time_to_quality(tmp_path):
     """``python -m gsbench.report`` draws the figure when the records hold instant_gi runs."""
+    from gsbench.records import RECORD_VERSION
     from gsbench.report.cli import time_to_quality_plots
-    from gsbench.runner.records import RECORD_VERSION
 
     common = {"record_version": RECORD_VERSION, "dataset": "kodak", "image": "a", "status": "ok"}
     common["task"] = "represent"

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import json
 
+from gsbench.records import (
+    RECORD_VERSION,
+    load_raw,
+    load_records,
+    read_record,
+    should_skip,
+    write_json_atomic,
+)
 from gsbench.runner.provenance import config_hash, git_commit, versions
-from gsbench.runner.records import read_record, should_skip, summary_table, write_json_atomic
+from gsbench.runner.summary import summary_table
 
 
 def test_atomic_write_and_nan_becomes_null(tmp_path):
@@ -98,3 +106,13 @@ def test_represent_table_has_render_fps_and_no_rate():
            "fit_seconds": 2.0, "render": {"render_fps": 100.0}}
     df = summary_table([rec])
     assert "render_fps" in df.columns and "bpp" not in df.columns and df["render_fps"].iloc[0] == 100.0
+
+
+def test_readers_keep_records_of_this_version_only(tmp_path):
+    """Other JSON (a config, a list, another schema version, a broken file) below a root is not a record."""
+    write_json_atomic(tmp_path / "a" / "x.json", {"record_version": RECORD_VERSION, "image": "x"})
+    write_json_atomic(tmp_path / "b" / "old.json", {"record_version": RECORD_VERSION + 1, "image": "old"})
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "broken.json").write_text("{")
+    assert [p.name for p, _ in load_raw(tmp_path)] == ["x.json"]
+    assert load_records(tmp_path) == [{"record_version": RECORD_VERSION, "image": "x"}]
