@@ -104,6 +104,7 @@ def compress_gipp(method, image: torch.Tensor, budget: int, ctx: FitContext) -> 
         int(codec.get("covariance_bits", 10)),
         int(codec.get("color_bits", 6)),
     ).to(ctx.device)
+    counts = {"start": model.num_gaussians}
     history = optimise(
         trainer.step_forward, image, optimizer, scheduler, warmup - 1, ctx, loss="l2", on_step=trainer.on_step
     )
@@ -111,6 +112,7 @@ def compress_gipp(method, image: torch.Tensor, budget: int, ctx: FitContext) -> 
     if snapshots:
         trainer.check_snapshot(warmup - 1)
     info["warmup_snapshot"] = trainer.restore_best()
+    counts["qat_start"] = model.num_gaussians
     trainer.best = None
     # the code rebuilds Adam and a fresh StepLR at the current learning rate when QAT starts
     optimizer, scheduler = method.optimizer(model, lr=scheduler.get_last_lr()[0])
@@ -142,6 +144,7 @@ def compress_gipp(method, image: torch.Tensor, budget: int, ctx: FitContext) -> 
     if snapshots:
         trainer.check_snapshot(total - 1)  # the last step, when it is not a multiple of snapshot_every
     info.update(trainer.restore_best())
+    counts["qat_end"] = model.num_gaussians
     info.update(
         variant=trainer.variant,
         stages={
@@ -150,6 +153,7 @@ def compress_gipp(method, image: torch.Tensor, budget: int, ctx: FitContext) -> 
             "warmup": warmup - 1,
             "qat": qat,
             "iterations_source": plan["source"],
+            "num_gaussians": counts,
         },
         growth=trainer.growth,
         history=history,
