@@ -29,6 +29,7 @@ from ..errors import UserError
 from ..gaussians import RenderOptions
 from .base import METHODS, Encoded, FitContext, Fitted, Method, check_finite, psnr_from_mse
 from .image_gs_codec import ImageGSDecoded, RenderSpec, encode, fake_quantise, render_values
+from .image_gs_schedule import SCHEDULES, PlateauDecay, plan_schedule
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,12 @@ class ImageGSConfig:
     add_color: str = "target"  # target | residual
     reset_adam: bool = True
     lod_prefix: bool = True
+    schedule: str = "paper"  # paper: constant learning rates | code: plateau decay and early stop
+    eval_every: int = 100  # code schedule: evaluation period (the code's eval_steps)
+    decay_patience: int = 1000  # steps without improvement before a decay (check_decay_steps)
+    decay_ratio: float = 10.0
+    max_decays: int = 1  # training stops at the decay after this many (max_decay_times)
+    decay_threshold: float = 1e-3
     bits: int = 16
     entropy: bool = False
     qat: bool = False
@@ -82,6 +89,8 @@ class ImageGSConfig:
             (c.no_norm in ("sum", "topk_sum"), "method.no_norm must be sum or topk_sum"),
             (c.footprint in ("pixel", "tile"), "method.footprint must be pixel or tile"),
             (c.add_color in ("target", "residual"), "method.add_color must be target or residual"),
+            (c.schedule in SCHEDULES, f"method.schedule must be one of {', '.join(SCHEDULES)}"),
+            (c.eval_every >= 1 and c.decay_ratio > 0, "method.eval_every >= 1 and method.decay_ratio > 0"),
             (1 <= c.k <= 64, "method.k must be in 1..64"),
             (1 <= c.bits <= 16, "method.bits must be in 1..16"),
             (0 <= c.lambda_init <= 1, "method.lambda_init must be in [0, 1]"),
@@ -114,48 +123,6 @@ def _convert(key: str, kind: type, value: Any) -> Any:
     if kind is int and (isinstance(value, bool) or float(value) != int(value)):
         raise ValueError(f"method.{key} must be an integer, got {value!r}")
     return float(np.float32(value)) if key == "eps" else kind(value)
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """Progressive addition: start with ``initial`` Gaussians, add ``n`` at step ``s`` for ``(s, n)``."""
-
-    budget: int
-    initial: int
-    additions: tuple[tuple[int, int], ...]
-    add_every: int
-    rescaled: bool = False
-
-    def counts(self) -> list[int]:
-        out = [self.initial]
-        for _, n in self.additions:
-            out.append(out[-1] + n)
-        return out
-
-
-def plan_schedule(budget: int, iterations: int, cfg: ImageGSConfig) -> Schedule:
-    """Start at ``ceil(initial_ratio N)``, add ``ceil((N - N0) / add_times)`` every ``add_every`` steps.
-
-    When the additions would not all happen before the last iteration (``add_every * add_times >=
-    iterations``), ``add_every`` becomes ``iterations // (add_times + 1)`` so short runs still reach the
-    budget; with fewer than ``add_times + 1`` iterations training starts with the whole budget.
-    """
-    n0 = min(budget, max(1, math.ceil(cfg.initial_ratio * budget)))
-    if not cfg.progressive or cfg.add_times == 0 or n0 >= budget:
-        return Schedule(budget, budget, (), 0)
-    every, rescaled = cfg.add_every, False
-    if every * cfg.add_times >= iterations:
-        every, rescaled = iterations // (cfg.add_times + 1), True
-        if every < 1:
-            return Schedule(budget, budget, (), 0, True)
-    per = math.ceil((budget - n0) / cfg.add_times)
-    adds, n = [], n0
-    for i in range(1, cfg.add_times + 1):
-        m = min(per, budget - n)
-        if m > 0:
-            adds.append((i * every, m))
-            n += m
-    return Schedule(budget, n0, tuple(adds), every, rescaled)
 
 
 def sample_pixels(weight: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -377,6 +344,12 @@ class ImageGS(Method):
         model = initial_model(image, sched.initial, cfg, gen)
         opt = model.optimizer()
         adds, lod, history = dict(sched.additions), [], []
+        plateau = None
+        if cfg.schedule == "code":
+            plateau = PlateauDecay(
+                cfg.eval_every, cfg.decay_patience, cfg.decay_ratio, cfg.max_decays, cfg.decay_threshold
+            )
+        last = iterations
 
         def lod_entry(step: int, psnr: float) -> dict[str, Any]:
             n = model.num_gaussians
@@ -403,6 +376,9 @@ class ImageGS(Method):
             loss.backward()
             opt.step()
             model.clip_()
+            stop = False
+            if plateau is not None and plateau.due(step, model.num_gaussians == sched.budget):
+                stop = self.plateau_check(plateau, step, model, image, opt, ctx)
             if step in adds:
                 with torch.no_grad():
                     current = model.render(ctx.render).clamp(0, 1)
@@ -426,8 +402,11 @@ class ImageGS(Method):
                 )
                 if ctx.logger is not None:
                     ctx.logger(step, {"train/loss": loss.item(), "train/psnr": psnr})
+            if stop:
+                last = step
+                break
         with torch.no_grad():
-            lod.append(lod_entry(iterations, psnr_of(model.render(ctx.render), image)))
+            lod.append(lod_entry(last, psnr_of(model.render(ctx.render), image)))
             prefix = []
             if cfg.lod_prefix:
                 for n in sched.counts():
@@ -445,12 +424,26 @@ class ImageGS(Method):
                 "additions": [list(a) for a in sched.additions],
                 "add_every": sched.add_every,
                 "rescaled": sched.rescaled,
+                "lr": plateau.facts() if plateau is not None else {"kind": "paper (constant)"},
+                "iterations_run": last,
             },
             "lod": lod,
             "lod_prefix": prefix,
             "history": history,
         }
         return ImageGSFitted(model, ctx.render, facts)
+
+    @torch.no_grad()
+    def plateau_check(self, plateau: PlateauDecay, step: int, model, image, opt, ctx: FitContext) -> bool:
+        """One evaluation of the code's schedule on the clamped render; True: stop training here."""
+        out = model.render(ctx.render).clamp(0, 1)
+        side = min(image.shape[1:])
+        win = min(11, side if side % 2 else side - 1)
+        ssim = float(ssim_fn(out[None], image[None], data_range=1.0, win_size=win)) if win >= 3 else 0.0
+        stop = plateau.update(step, psnr_of(out, image), ssim, opt)
+        if plateau.decays and plateau.decays[-1] == step:
+            ctx.log.info("%s: learning rates divided by %g at step %d", ctx.label, plateau.ratio, step)
+        return stop
 
     def compress(self, image: torch.Tensor, budget: int, ctx: FitContext) -> Encoded:
         """Fit, quantise every attribute min-max to ``bits`` bits, write the bitstream."""
