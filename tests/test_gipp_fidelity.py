@@ -77,6 +77,8 @@ def test_codec_reuses_a_cached_representation_fit(tmp_path):
     assert enc.info["stages"]["fit_reused"] is True
     assert enc.info["fit"]["fit"]["cache"] == fitted.info()["fit"]["cache"]
     assert enc.info["stages"]["num_gaussians"]["start"] == fitted.num_gaussians
+    uncached = get_method("gi_pp", cfg, {"iterations": 10}, {**codec, "fit_cache": None})
+    assert uncached.compress(_image(), 30, CTX).data == enc.data  # reuse changes nothing in the file
     other = get_method("gi_pp", {**cfg, "lr": 0.01}, {"iterations": 10}, codec)  # another config
     assert other.compress(_image(), 30, CTX).info["stages"]["fit_reused"] is False
 

@@ -59,6 +59,7 @@ def load_fit(path: Path, image: torch.Tensor, ctx: FitContext, color_norm: bool)
     model = GaussianImagePPModel(1, height, width, ctx.seed, color_norm).to(ctx.device)
     for name in TENSORS:
         setattr_tensor(model, name, saved[name].to(ctx.device))
+    model.gen.set_state(saved["generator"])  # later growth draws what a fresh fit's generator would
     info = json.loads(saved["info"])
     return model, info
 
@@ -67,6 +68,7 @@ def save_fit(path: Path, model: GaussianImagePPModel, info: dict[str, Any]) -> N
     """Write atomically (a concurrent reader never sees half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {name: getattr(model, name).detach().cpu().clone() for name in TENSORS}
+    state["generator"] = model.gen.get_state()
     state["info"] = json.dumps(info, default=str)
     tmp = path.with_suffix(".pt.tmp")
     torch.save(state, tmp)
