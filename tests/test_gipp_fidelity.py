@@ -55,6 +55,7 @@ def test_two_stage_codec_schedule_and_gaussians_per_stage():
     assert info["warmup_snapshot"]["snapshot_step"] == 4 and counts["qat_start"] == 37
     assert counts["qat_end"] == counts["qat_start"]  # no growth or pruning during QAT
     assert enc.num_gaussians == counts["qat_end"] - info["dropped_at_encode"]
+    assert [h["step"] for h in info["history"]] == [5, 11]  # the codec stage's own step count
     assert info["snapshot"] == "best" and 6 <= info["snapshot_step"] <= 11
     assert torch.equal(decode_bitstream(enc.data).render(), enc.preview())
 

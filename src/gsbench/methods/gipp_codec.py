@@ -135,9 +135,10 @@ def compress_gipp(method, image: torch.Tensor, budget: int, ctx: FitContext) -> 
 
     trainer.forward = quantised_forward
     qat = total - warmup
-    history += optimise(
+    qat_history = optimise(
         trainer.step_forward, image, optimizer, scheduler, qat, ctx, loss="l2", on_step=on_step
     )
+    history += [{**h, "step": h["step"] + warmup - 1, "qat": True} for h in qat_history]
     if qat == 0:
         with torch.no_grad():
             quantised_forward()  # initialises the quantisers' ranges from the data
