@@ -482,7 +482,7 @@ def test_reproduce_refuses_without_gpu(monkeypatch, capsys):
     monkeypatch.setattr(reproduce.subprocess, "call", lambda *a, **k: pytest.fail("must not run"))
     assert reproduce.main([str(EXPERIMENTS / "gi_kodak.yaml"), "--dry-run"]) == 1
     captured = capsys.readouterr()
-    assert "estimated GPU time: 1.0 h" in captured.out
+    assert "estimated GPU time: 4.0 h" in captured.out
     assert "no CUDA GPU" in captured.err and "FORCE=1" in captured.err
 
 

@@ -26,6 +26,41 @@ def cholesky_to_cov(chol: torch.Tensor) -> torch.Tensor:
     return torch.stack([l1 * l1, l1 * l2, l2 * l2 + l3 * l3], dim=-1)
 
 
+class _LegacyCholeskyCov(torch.autograd.Function):
+    """``Sigma = L L^T`` with the official GaussianImage projection backward.
+
+    The forward is :func:`cholesky_to_cov`. The backward of the gsplat fork that GaussianImage and
+    GaussianImage++ build (``backward2d.cu``, ``project_gaussians_2d_backward_kernel``) doubles the terms
+    of the packed off-diagonal gradient ``G_b``: ``dl1 = 2 l1 G_a + 2 l2 G_b``, ``dl2 = 2 l1 G_b +
+    2 l2 G_c``, ``dl3 = 2 l3 G_c``, where the exact chain rule through ``b = l1 l2`` gives ``l2 G_b`` and
+    ``l1 G_b``. Reproduced so that the published training dynamics can be.
+    """
+
+    @staticmethod
+    def forward(ctx, chol: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(chol)
+        l1, l2, l3 = chol.unbind(-1)
+        return torch.stack([l1 * l1, l1 * l2, l2 * l2 + l3 * l3], dim=-1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (chol,) = ctx.saved_tensors
+        l1, l2, l3 = chol.unbind(-1)
+        ga, gb, gc = grad.unbind(-1)
+        return torch.stack([2 * l1 * ga + 2 * l2 * gb, 2 * l1 * gb + 2 * l2 * gc, 2 * l3 * gc], dim=-1)
+
+
+def cholesky_to_cov_legacy(chol: torch.Tensor) -> torch.Tensor:
+    """:func:`cholesky_to_cov` whose gradient is the official kernel's (doubled off-diagonal terms).
+
+    Args:
+        chol: ``[N, 3]`` = (l1, l2, l3).
+    Returns:
+        ``[N, 3]`` packed covariance, identical to :func:`cholesky_to_cov`; only the backward differs.
+    """
+    return _LegacyCholeskyCov.apply(chol)
+
+
 @COVARIANCES.register("scale_rot")
 def scale_rot_to_cov(scale: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """Scale-rotation form ``Sigma = R(theta) diag(sx^2, sy^2) R(theta)^T``.

@@ -15,6 +15,7 @@ from pytorch_optimizer import Adan
 from torch import nn
 
 from ..gaussians import RenderOptions, cholesky_to_cov, render, scale_rot_to_cov
+from ..gaussians.params import cholesky_to_cov_legacy
 from .base import METHODS, FitContext, Fitted, Method
 from .loop import optimise
 
@@ -46,13 +47,18 @@ class GaussianImageModel(nn.Module):
     def num_gaussians(self) -> int:
         return self._xyz.shape[0]
 
-    def gaussians(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Means ``[N, 2]`` in pixels, packed covariances ``[N, 3]`` and colours ``[N, 3]``."""
+    def gaussians(self, legacy_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Means ``[N, 2]`` in pixels, packed covariances ``[N, 3]`` and colours ``[N, 3]``.
+
+        ``legacy_grad``: differentiate the Cholesky variant's covariance as the official projection
+        backward does (``render.legacy_cholesky_grad``); the values are the same either way.
+        """
         xy = torch.tanh(self._xyz)
         size = torch.tensor([self.width, self.height], dtype=xy.dtype, device=xy.device)
         means = 0.5 * size * (xy + 1)  # the official projection maps [-1, 1] to [0, W] x [0, H]
         if self.variant == "cholesky":
-            cov = cholesky_to_cov(self._cholesky + self.cholesky_bound)
+            to_cov = cholesky_to_cov_legacy if legacy_grad else cholesky_to_cov
+            cov = to_cov(self._cholesky + self.cholesky_bound)
         else:
             scale = torch.abs(self._scaling + self.scale_bound)
             theta = torch.sigmoid(self._rotation) * 2 * math.pi
@@ -61,7 +67,8 @@ class GaussianImageModel(nn.Module):
 
     def render(self, options: RenderOptions | None = None) -> torch.Tensor:
         """The raw render ``[3, H, W]`` (not clamped)."""
-        means, cov, colors = self.gaussians()
+        legacy = options is not None and options.legacy_cholesky_grad
+        means, cov, colors = self.gaussians(legacy_grad=legacy)
         return render(means, cov, colors, self.height, self.width, options)
 
 

@@ -1,12 +1,15 @@
 """The GaussianImage codec (ECCV 2024): fp16 positions, a 6-bit learned Cholesky quantiser and
 2-stage residual VQ of the colours, trained by quantisation-aware fine-tuning; and its bitstream.
 
-As in the public code (``quantize.py``, see ../shared/research): the representation is fitted first
-(``train.iterations``), then fine-tuned for ``codec.qat_iterations`` with every attribute quantised in
-the forward pass: positions (the pre-tanh parameters) cast through fp16 with a straight-through
-gradient, Cholesky factors through a per-channel learned uniform quantiser (``codec.cholesky_bits`` = 6),
-colours through ``ResidualVQ`` (2 stages x 8 codewords, EMA 0.8, k-means init); loss = L2 + commitment.
-Adan (lr ``codec.lr`` = 1e-3) trains the model and the quantiser, StepLR 20k/0.5.
+As in the public code (``train_quantize.py``, see ../shared/research): the representation is fitted first
+(``train.iterations``), then fine-tuned for ``codec.qat_iterations`` (null: ``train.iterations``, as the
+code's 50,000 + 50,000) with every attribute quantised in the forward pass: positions (the pre-tanh
+parameters) cast through fp16 with a straight-through gradient, Cholesky factors through a per-channel
+learned uniform quantiser (``codec.cholesky_bits`` = 6), colours through ``ResidualVQ`` (2 stages x 8
+codewords, EMA 0.8, k-means init); loss = L2 + commitment. Adan (lr ``codec.lr`` = 1e-3) trains the model
+and the quantiser, StepLR 20k/0.5. The published numbers evaluate the best QAT snapshot
+(``test_quantize.py`` loads ``gaussian_model.best.pth.tar``): ``codec.best_snapshot`` (default true) keeps
+it, the quantisers' step, offset and codebooks included, checked every ``codec.snapshot_every`` steps.
 
 The file: container method ``gi`` with sections ``POSN`` (2N float16), ``CHOL``
 (:func:`gsbench.codec.quant.write_lsq`) and ``COLR`` (stages u8, size u8, dim u8, f32 codebooks, one
@@ -15,6 +18,7 @@ symbol stream of ceil(log2 size)-bit indices per stage).
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -27,24 +31,60 @@ from ..codec.quant import LsqPlusQuantizer, fp16_ste, lsq_preview, raise_corrupt
 from ..codec.rvq import ResidualVQ
 from ..codec.streams import ByteReader, decode_symbols, encode_symbols
 from ..gaussians import cholesky_to_cov
-from .base import Encoded, FitContext
+from ..gaussians.params import cholesky_to_cov_legacy
+from .base import Encoded, FitContext, psnr_from_mse
 from .loop import optimise
 
 BOUND = (0.5, 0.0, 0.5)  # GaussianImage's fixed Cholesky bound
 
 
 def gi_tensors(
-    xyz: torch.Tensor, chol: torch.Tensor, height: int, width: int
+    xyz: torch.Tensor, chol: torch.Tensor, height: int, width: int, legacy_grad: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Means ``[N, 2]`` (pixels) and packed covariances ``[N, 3]`` from the pre-tanh positions and the
-    Cholesky parameters (before the bound): the one formula that encoder preview and decoder share."""
+    Cholesky parameters (before the bound): the one formula that encoder preview and decoder share.
+    ``legacy_grad``: the official backward of the covariance (``render.legacy_cholesky_grad``)."""
     size = torch.tensor([width, height], dtype=torch.float32, device=xyz.device)
     means = 0.5 * size * (torch.tanh(xyz.float()) + 1)
-    return means, cholesky_to_cov(chol.float() + torch.tensor(BOUND, device=chol.device))
+    to_cov = cholesky_to_cov_legacy if legacy_grad else cholesky_to_cov
+    return means, to_cov(chol.float() + torch.tensor(BOUND, device=chol.device))
+
+
+def qat_iterations(codec: dict, train_iterations: int) -> tuple[int, str]:
+    """``(iterations, source)``: ``codec.qat_iterations`` when set, else ``train.iterations``."""
+    explicit = codec.get("qat_iterations")
+    if explicit is None:
+        return int(train_iterations), "train.iterations"
+    return int(explicit), "codec.qat_iterations"
+
+
+class BestSnapshot:
+    """The QAT state with the best PSNR: model, Cholesky quantiser and colour codebooks."""
+
+    def __init__(self, modules: list[torch.nn.Module]) -> None:
+        self.modules, self.best = modules, None
+
+    @torch.no_grad()
+    def check(self, step: int, forward, image: torch.Tensor, rvq: ResidualVQ) -> None:
+        rvq.eval()  # no codebook update from the evaluation
+        psnr = psnr_from_mse(torch.nn.functional.mse_loss(forward(), image).item())
+        rvq.train()
+        if self.best is None or psnr > self.best[0]:
+            self.best = (psnr, step, [copy.deepcopy(m.state_dict()) for m in self.modules])
+
+    def restore(self) -> dict:
+        if self.best is None:
+            return {"snapshot": "final"}
+        psnr, step, states = self.best
+        for module, state in zip(self.modules, states, strict=True):
+            module.load_state_dict(state)
+        return {"snapshot": "best", "snapshot_step": step, "snapshot_psnr": psnr}
 
 
 def compress_gi(method, image: torch.Tensor, budget: int, ctx: FitContext) -> Encoded:
-    """Fit GaussianImage, fine-tune it under quantisation, encode it."""
+    """Fit GaussianImage, fine-tune it under quantisation, keep the best QAT snapshot, encode it."""
+    from ..gaussians import render
+
     codec = method.codec_cfg
     fitted = method.fit(image, budget, ctx)
     model = fitted.model
@@ -63,31 +103,42 @@ def compress_gi(method, image: torch.Tensor, budget: int, ctx: FitContext) -> En
     optimizer = Adan(params, lr=float(codec.get("lr", 1e-3)))
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=20000, gamma=0.5)
     box: dict[str, torch.Tensor] = {}
+    legacy = ctx.render.legacy_cholesky_grad
 
     def forward() -> torch.Tensor:
-        means, cov = gi_tensors(fp16_ste(model._xyz), q_chol(model._cholesky), model.height, model.width)
+        xyz, chol = fp16_ste(model._xyz), q_chol(model._cholesky)
+        means, cov = gi_tensors(xyz, chol, model.height, model.width, legacy)
         colors, _, box["commit"] = rvq(model._features_dc)
-        from ..gaussians import render
-
         return render(means, cov, colors, model.height, model.width, ctx.render).clamp(0, 1)
 
-    qat = int(codec.get("qat_iterations", 50000))
+    qat, source = qat_iterations(codec, int(method.train_cfg["iterations"]))
+    snapshot = BestSnapshot([model, q_chol, rvq])
+    use_best = bool(codec.get("best_snapshot", True))
+    every = max(1, int(codec.get("snapshot_every", 100)))
+
+    def on_step(step: int) -> None:
+        if use_best and (step % every == 0 or step == qat):
+            snapshot.check(step, forward, image, rvq)
+
     history = (
         optimise(
-            forward,
-            image,
-            optimizer,
-            scheduler,
-            qat,
-            ctx,
-            loss="l2",
-            extra_loss=lambda: commit_weight * box["commit"],
+            forward, image, optimizer, scheduler, qat, ctx, loss="l2",
+            extra_loss=lambda: commit_weight * box["commit"], on_step=on_step,
         )
         if qat > 0
         else []
-    )
+    )  # fmt: skip
+    info = {
+        "variant": "cholesky",
+        "fit_history": fitted.history,
+        "fit_iterations": int(method.train_cfg["iterations"]),
+        "qat_iterations": qat,
+        "qat_iterations_source": source,
+        "legacy_cholesky_grad": legacy,
+        "history": history,
+    }
+    info.update(snapshot.restore())
     rvq.eval()
-    info = {"variant": "cholesky", "fit_history": fitted.history, "qat_iterations": qat, "history": history}
     return encode_gi(model, q_chol, rvq, ctx, bool(codec.get("entropy", True)), info)
 
 

@@ -1,11 +1,21 @@
 """The GaussianImage++ codec: attribute-separated LSQ+ quantisers, QAT, and its bitstream.
 
-Encoding (the paper's compression pipeline): ``codec.warmup`` (6,000) iterations of plain training
-(D3, CAF and pruning as in :mod:`.gaussianimage_pp`), then quantisation-aware training to
-``train.iterations`` with LSQ+ quantisers (Adam, lr ``codec.quantizer_lr`` = 1e-3, StepLR 10k/0.5 as in
-the code): positions 12 bits (pixels), covariance 10 bits on ``(log a, b, log c)`` of the stored
-``Sigma + s I`` (variances in the log domain), colour 6 bits. At the switch the model's Adam moments are
-reset (the code rebuilds Adam there) and, with ``method.best_snapshot``, the best snapshot is reloaded.
+Encoding follows the public code's two programs (``codec.pipeline=two_stage``, the default):
+
+1. the representation fit (``train.py``, ``train.iterations``; colours through a sigmoid with
+   ``method.color_norm=auto``, as the README's codec commands pass ``--color_norm``), restored to its
+   best snapshot; reused from ``codec.fit_cache`` when the same fit was already made (:mod:`.fit_cache`);
+2. ``train_quantize.py`` from that fit: ``warmup - 1`` plain iterations (pruning, and growth while
+   ``step < warmup``), then the best warm-up snapshot is reloaded, Adam and its StepLR are rebuilt at the
+   current learning rate, and quantisation-aware training runs ``iterations - warmup`` more steps with
+   LSQ+ quantisers (Adam, lr ``codec.quantizer_lr`` = 1e-3, StepLR 10k/0.5): positions 12 bits (pixels),
+   covariance 10 bits on ``(log a, b, log c)`` of the stored ``Sigma + s I``, colour 6 bits. The best
+   QAT snapshot, quantisers included, is what is encoded (``method.best_snapshot``).
+
+``iterations`` is ``codec.iterations`` when set, else ``train.iterations``; ``warmup`` is
+``codec.warmup`` when set, else 12% of it (the code's 6,000 of 50,000); ``codec.pipeline=single`` runs the
+older one-run schedule (no separate fit; growth continues during QAT). ``method_info.stages`` records
+what ran.
 
 The file (docs/bitstream.md): container method ``gi_pp`` with sections ``POSN``, ``COVA``, ``COLR``, each
 :func:`gsbench.codec.quant.write_lsq` (bits, channels, f32 steps and offsets, one symbol stream per
@@ -24,7 +34,7 @@ from ..codec.container import Container, encode_container
 from ..codec.quant import LsqPlusQuantizer, lsq_preview, read_lsq, write_lsq
 from ..codec.streams import ByteReader
 from .base import Encoded, FitContext
-from .gaussianimage_pp import minor_radius, positive_definite, render_gaussians
+from .gaussianimage_pp import Trainer, clip_keep, color_norm_for, positive_definite, render_gaussians
 from .loop import optimise
 
 LOG_FLOOR = 1e-6  # variances are clamped here before the log (QAT can push one through zero)
@@ -56,65 +66,111 @@ def from_log(v: torch.Tensor) -> torch.Tensor:
     return torch.stack([la.exp(), b, lc.exp()], dim=-1)
 
 
+PIPELINES = ("two_stage", "single")
+WARMUP_SHARE = 6000 / 50000  # the code's warm-up, as a share of its iterations
+
+
+def codec_schedule(codec: dict, train_iterations: int) -> dict:
+    """Iterations of the codec stage: ``{"iterations", "warmup", "source"}`` (see the module docstring)."""
+    explicit = codec.get("iterations")
+    total = int(train_iterations if explicit is None else explicit)
+    source = "train.iterations" if explicit is None else "codec.iterations"
+    warmup = codec.get("warmup")
+    warmup = round(WARMUP_SHARE * total) if warmup is None else int(warmup)
+    return {"iterations": total, "warmup": max(1, min(warmup, total)), "source": source}
+
+
 def compress_gipp(method, image: torch.Tensor, budget: int, ctx: FitContext) -> Encoded:
-    """Fit with warm-up + QAT and encode ``image`` ``[3, H, W]``; see the module docstring."""
+    """Fit (or reuse a fit), warm up, train under quantisation and encode ``image`` ``[3, H, W]``."""
+    from .fit_cache import cached_fit
+
     codec = method.codec_cfg
-    iterations = int(method.train_cfg["iterations"])
-    warmup = min(int(codec.get("warmup", 6000)), iterations)
-    model, optimizer, scheduler, trainer = method.setup(image, budget, ctx, iterations)
+    pipeline = str(codec.get("pipeline", "two_stage"))
+    if pipeline not in PIPELINES:
+        raise ValueError(f"unknown codec.pipeline {pipeline!r}; valid: {', '.join(PIPELINES)}")
+    color_norm = color_norm_for(method.cfg, "compress")
+    plan = codec_schedule(codec, int(method.train_cfg["iterations"]))
+    total, warmup = plan["iterations"], plan["warmup"]
+    info: dict = {"pipeline": pipeline, "color_norm": color_norm}
+    if pipeline == "two_stage":
+        model, info["fit"] = cached_fit(method, image, budget, ctx, color_norm)
+        optimizer, scheduler = method.optimizer(model)
+        trainer = Trainer(model, image, method.cfg, budget, total, optimizer, ctx)
+        trainer.grow_until = trainer.prune_until = warmup  # train_quantize.py: only during the warm-up
+    else:
+        model, optimizer, scheduler, trainer = method.setup(image, budget, ctx, total, color_norm)
     quant = GiPPQuantizers(
         int(codec.get("position_bits", 12)),
         int(codec.get("covariance_bits", 10)),
         int(codec.get("color_bits", 6)),
     ).to(ctx.device)
+    counts = {"start": model.num_gaussians}
+    history = optimise(
+        trainer.step_forward, image, optimizer, scheduler, warmup - 1, ctx, loss="l2", on_step=trainer.on_step
+    )
+    snapshots = bool(method.cfg.get("best_snapshot", True))
+    if snapshots:
+        trainer.check_snapshot(warmup - 1)
+    info["warmup_snapshot"] = trainer.restore_best()
+    counts["qat_start"] = model.num_gaussians
+    trainer.best = None
+    # the code rebuilds Adam and a fresh StepLR at the current learning rate when QAT starts
+    optimizer, scheduler = method.optimizer(model, lr=scheduler.get_last_lr()[0])
+    trainer.optimizer, trainer.extra_modules = optimizer, [quant]
     q_opt = torch.optim.Adam(quant.parameters(), lr=float(codec.get("quantizer_lr", 1e-3)))
     q_sched = torch.optim.lr_scheduler.StepLR(q_opt, step_size=10000, gamma=0.5)
-    info: dict = {}
 
     def quantised_forward() -> torch.Tensor:
-        means, cov, colors = quant(model.means, model.stored_cov(), model.colors)
-        out = render_gaussians(means, cov, colors, model.height, model.width, ctx.render, trainer.radius_clip)
+        means, cov, colors = quant(model.means, model.stored_cov(), model.color_values())
+        out = render_gaussians(
+            means, cov, colors, model.height, model.width, ctx.render, trainer.radius_clip, trainer.clip_rule
+        )
         return out.clamp(0, 1)
 
     def on_step(step: int) -> None:
-        trainer.on_step(step)
-        if step > warmup:  # the quantisers were in this step's graph
-            q_opt.step()
-            q_sched.step()
-            q_opt.zero_grad(set_to_none=True)
-        if step == warmup:
-            info.update(trainer.restore_best())
-            trainer.best = None
-            optimizer.param_groups[0]["params"] = list(model.parameters())
-            optimizer.state.clear()  # the code rebuilds Adam (at the current lr) when QAT starts
-            trainer.forward = quantised_forward
+        q_opt.step()  # the quantisers were in this step's graph
+        q_sched.step()
+        q_opt.zero_grad(set_to_none=True)
+        trainer.on_step(warmup - 1 + step)
 
-    if warmup == 0:
-        trainer.forward = quantised_forward
-    history = optimise(
-        lambda: trainer.forward(), image, optimizer, scheduler, iterations, ctx, loss="l2", on_step=on_step
+    trainer.forward = quantised_forward
+    qat = total - warmup
+    qat_history = optimise(
+        trainer.step_forward, image, optimizer, scheduler, qat, ctx, loss="l2", on_step=on_step
     )
-    info.update(trainer.restore_best() if trainer.best is not None else {})
+    history += [{**h, "step": h["step"] + warmup - 1, "qat": True} for h in qat_history]
+    if qat == 0:
+        with torch.no_grad():
+            quantised_forward()  # initialises the quantisers' ranges from the data
+    if snapshots:
+        trainer.check_snapshot(total - 1)  # the last step, when it is not a multiple of snapshot_every
+    info.update(trainer.restore_best())
+    counts["qat_end"] = model.num_gaussians
     info.update(
         variant=trainer.variant,
+        stages={
+            "fit": 0 if pipeline == "single" else int(info["fit"]["iterations"]),
+            "fit_reused": pipeline == "two_stage" and bool(info["fit"]["fit"]["reused"]),
+            "warmup": warmup - 1,
+            "qat": qat,
+            "iterations_source": plan["source"],
+            "num_gaussians": counts,
+        },
         growth=trainer.growth,
         history=history,
-        warmup=warmup,
         bits={"position": quant.pos.bits, "covariance": quant.cov.bits, "color": quant.color.bits},
     )
-    return encode_gipp(model, quant, ctx, bool(codec.get("entropy", True)), trainer.radius_clip, info)
+    return encode_gipp(model, quant, ctx, bool(codec.get("entropy", True)), trainer, info)
 
 
 @torch.no_grad()
-def encode_gipp(
-    model, quant: GiPPQuantizers, ctx: FitContext, entropy: bool, radius_clip: float, info: dict
-) -> Encoded:
+def encode_gipp(model, quant: GiPPQuantizers, ctx: FitContext, entropy: bool, trainer, info: dict) -> Encoded:
     """Write the file; ``preview`` renders exactly what the decoder will rebuild."""
-    means, cov, colors = model.means.detach(), model.stored_cov().detach(), model.colors.detach()
+    means, cov, colors = model.means.detach(), model.stored_cov().detach(), model.color_values().detach()
     q_cov = from_log(lsq_preview(quant.cov, to_log(cov)))
     keep = positive_definite(q_cov)
-    if radius_clip > 0:
-        keep &= minor_radius(q_cov) >= radius_clip
+    if trainer.radius_clip > 0:
+        keep &= clip_keep(q_cov, trainer.radius_clip, trainer.clip_rule)
     means, cov, colors = means[keep], cov[keep], colors[keep]
     n, height, width = int(keep.sum()), model.height, model.width
     sections = {

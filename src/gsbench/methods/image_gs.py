@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from pytorch_msssim import ssim as ssim_fn
@@ -25,137 +24,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..data.stacks import load_stack, stack_info, stack_metrics  # also registers dataset=texture_stack
-from ..errors import UserError
 from ..gaussians import RenderOptions
 from .base import METHODS, Encoded, FitContext, Fitted, Method, check_finite, psnr_from_mse
-from .image_gs_codec import ImageGSDecoded, RenderSpec, encode, fake_quantise, render_values
-
-
-@dataclass(frozen=True)
-class ImageGSConfig:
-    """``method`` and ``codec`` nodes of ``image_gs`` (defaults: the paper; configs/method/image_gs.yaml)."""
-
-    init: str = "saliency"  # saliency (image-gradient guided, Eq. 6) | random (uniform pixels)
-    color_init: bool = True
-    inverse_scale: bool = True
-    topk_norm: bool = True
-    no_norm: str = "sum"  # what topk_norm=false renders: sum (all Gaussians, Eq. 4) | topk_sum
-    k: int = 10
-    eps: float = float(np.float32(1e-4))  # float32, as the file stores it
-    cutoff: bool = False  # Image-GS's kernel has no 1/255 cut-off (replaces render.cutoff)
-    footprint: str = "pixel"  # pixel (shared semantics, Triton on CUDA) | tile (the official kernel)
-    lambda_init: float = 0.3
-    grad_power: float = 1.0
-    init_scale: float = 5.0
-    scale_min: float = 0.1
-    lr_position: float = 5e-4
-    lr_color: float = 5e-3
-    lr_scale: float = 2e-3
-    lr_rotation: float = 2e-3
-    l1_weight: float = 1.0
-    ssim_weight: float = 0.1
-    progressive: bool = True
-    initial_ratio: float = 0.5
-    add_times: int = 4
-    add_every: int = 500
-    add_error_power: float = 1.0
-    add_blur: bool = False
-    add_color: str = "target"  # target | residual
-    reset_adam: bool = True
-    lod_prefix: bool = True
-    bits: int = 16
-    entropy: bool = False
-    qat: bool = False
-
-    @classmethod
-    def from_mapping(cls, cfg: Mapping[str, Any]) -> ImageGSConfig:
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(cfg) - set(known) - {"name"})
-        if unknown:
-            raise UserError(f"unknown image_gs option(s) {unknown}; valid: {', '.join(known)}")
-        try:
-            c = cls(**{k: _convert(k, type(getattr(cls, k)), v) for k, v in cfg.items() if k in known})
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"image_gs: {exc}") from None
-        checks = [
-            (c.init in ("saliency", "random"), "method.init must be saliency or random"),
-            (c.no_norm in ("sum", "topk_sum"), "method.no_norm must be sum or topk_sum"),
-            (c.footprint in ("pixel", "tile"), "method.footprint must be pixel or tile"),
-            (c.add_color in ("target", "residual"), "method.add_color must be target or residual"),
-            (1 <= c.k <= 64, "method.k must be in 1..64"),
-            (1 <= c.bits <= 16, "method.bits must be in 1..16"),
-            (0 <= c.lambda_init <= 1, "method.lambda_init must be in [0, 1]"),
-            (0 < c.initial_ratio <= 1, "method.initial_ratio must be in (0, 1]"),
-            (c.add_times >= 0 and c.add_every >= 1, "method.add_times >= 0 and method.add_every >= 1"),
-            (0 < c.scale_min <= c.init_scale, "method.scale_min must be in (0, init_scale]"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise UserError(msg)
-        return c
-
-    @property
-    def mode(self) -> str:
-        return "topk_norm" if self.topk_norm else self.no_norm
-
-    @property
-    def spec(self) -> RenderSpec:
-        return RenderSpec(self.inverse_scale, self.mode, self.k, self.eps, self.cutoff, self.footprint)
-
-
-def _convert(key: str, kind: type, value: Any) -> Any:
-    """A config value as the field's type; ``eps`` is rounded to float32 (what the file stores)."""
-    if kind is bool:
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        if not isinstance(value, bool):
-            raise ValueError(f"method.{key} must be true or false, got {value!r}")
-        return value
-    if kind is int and (isinstance(value, bool) or float(value) != int(value)):
-        raise ValueError(f"method.{key} must be an integer, got {value!r}")
-    return float(np.float32(value)) if key == "eps" else kind(value)
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """Progressive addition: start with ``initial`` Gaussians, add ``n`` at step ``s`` for ``(s, n)``."""
-
-    budget: int
-    initial: int
-    additions: tuple[tuple[int, int], ...]
-    add_every: int
-    rescaled: bool = False
-
-    def counts(self) -> list[int]:
-        out = [self.initial]
-        for _, n in self.additions:
-            out.append(out[-1] + n)
-        return out
-
-
-def plan_schedule(budget: int, iterations: int, cfg: ImageGSConfig) -> Schedule:
-    """Start at ``ceil(initial_ratio N)``, add ``ceil((N - N0) / add_times)`` every ``add_every`` steps.
-
-    When the additions would not all happen before the last iteration (``add_every * add_times >=
-    iterations``), ``add_every`` becomes ``iterations // (add_times + 1)`` so short runs still reach the
-    budget; with fewer than ``add_times + 1`` iterations training starts with the whole budget.
-    """
-    n0 = min(budget, max(1, math.ceil(cfg.initial_ratio * budget)))
-    if not cfg.progressive or cfg.add_times == 0 or n0 >= budget:
-        return Schedule(budget, budget, (), 0)
-    every, rescaled = cfg.add_every, False
-    if every * cfg.add_times >= iterations:
-        every, rescaled = iterations // (cfg.add_times + 1), True
-        if every < 1:
-            return Schedule(budget, budget, (), 0, True)
-    per = math.ceil((budget - n0) / cfg.add_times)
-    adds, n = [], n0
-    for i in range(1, cfg.add_times + 1):
-        m = min(per, budget - n)
-        if m > 0:
-            adds.append((i * every, m))
-            n += m
-    return Schedule(budget, n0, tuple(adds), every, rescaled)
+from .image_gs_codec import ImageGSDecoded, encode, fake_quantise, render_values
+from .image_gs_config import ImageGSConfig
+from .image_gs_schedule import PlateauDecay, plan_schedule
 
 
 def sample_pixels(weight: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -378,6 +251,12 @@ class ImageGS(Method):
         model = initial_model(image, sched.initial, cfg, gen)
         opt = model.optimizer()
         adds, lod, history = dict(sched.additions), [], []
+        plateau = None
+        if cfg.schedule == "code":
+            plateau = PlateauDecay(
+                cfg.eval_every, cfg.decay_patience, cfg.decay_ratio, cfg.max_decays, cfg.decay_threshold
+            )
+        last = iterations
 
         def lod_entry(step: int, psnr: float) -> dict[str, Any]:
             n = model.num_gaussians
@@ -404,6 +283,9 @@ class ImageGS(Method):
             loss.backward()
             opt.step()
             model.clip_()
+            stop = False
+            if plateau is not None and plateau.due(step, model.num_gaussians == sched.budget):
+                stop = self.plateau_check(plateau, step, model, image, opt, ctx)
             if step in adds:
                 with torch.no_grad():
                     current = model.render(ctx.render).clamp(0, 1)
@@ -427,8 +309,11 @@ class ImageGS(Method):
                 )
                 if ctx.logger is not None:
                     ctx.logger(step, {"train/loss": loss.item(), "train/psnr": psnr})
+            if stop:
+                last = step
+                break
         with torch.no_grad():
-            lod.append(lod_entry(iterations, psnr_of(model.render(ctx.render), image)))
+            lod.append(lod_entry(last, psnr_of(model.render(ctx.render), image)))
             prefix = []
             if cfg.lod_prefix:
                 for n in sched.counts():
@@ -446,12 +331,26 @@ class ImageGS(Method):
                 "additions": [list(a) for a in sched.additions],
                 "add_every": sched.add_every,
                 "rescaled": sched.rescaled,
+                "lr": plateau.facts() if plateau is not None else {"kind": "paper (constant)"},
+                "iterations_run": last,
             },
             "lod": lod,
             "lod_prefix": prefix,
             "history": history,
         }
         return ImageGSFitted(model, ctx.render, facts)
+
+    @torch.no_grad()
+    def plateau_check(self, plateau: PlateauDecay, step: int, model, image, opt, ctx: FitContext) -> bool:
+        """One evaluation of the code's schedule on the clamped render; True: stop training here."""
+        out = model.render(ctx.render).clamp(0, 1)
+        side = min(image.shape[1:])
+        win = min(11, side if side % 2 else side - 1)
+        ssim = float(ssim_fn(out[None], image[None], data_range=1.0, win_size=win)) if win >= 3 else 0.0
+        stop = plateau.update(step, psnr_of(out, image), ssim, opt)
+        if plateau.decays and plateau.decays[-1] == step:
+            ctx.log.info("%s: learning rates divided by %g at step %d", ctx.label, plateau.ratio, step)
+        return stop
 
     def compress(self, image: torch.Tensor, budget: int, ctx: FitContext) -> Encoded:
         """Fit, quantise every attribute min-max to ``bits`` bits, write the bitstream."""
