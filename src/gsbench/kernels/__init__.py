@@ -16,7 +16,8 @@ launchers launch, by construction; :func:`recording` lets a test confirm it on r
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import inspect
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,22 @@ def next_pow2(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
 
+def kernel(fn: Callable) -> Any:
+    """``@triton.jit`` with no specialisation on the runtime scalars (every parameter that is neither a
+    ``*_ptr`` nor annotated ``tl.constexpr``).
+
+    By default triton compiles a separate binary when an integer argument equals 1 (it becomes a
+    constant) or is divisible by 16: a grey image (``n_ch = 1``), the cut-off flag or a one-tile-wide
+    image would each run a binary that the ahead-of-time check never compiled. With the scalars left
+    generic, only pointer alignment varies, and :mod:`.aot` compiles the aligned variant (what torch's
+    allocator hands out)."""
+    import triton
+
+    params = inspect.signature(fn).parameters.values()
+    scalars = [p.name for p in params if not p.name.endswith("_ptr") and "constexpr" not in str(p.annotation)]
+    return triton.jit(do_not_specialize=scalars)(fn)
+
+
 def arg_type(value: Any) -> str:
     """Triton signature type of a launch argument, as the JIT specialises it (tensors -> pointers)."""
     if isinstance(value, torch.Tensor):
@@ -91,6 +108,14 @@ class Launch:
         """The compile signature: each runtime argument's type, then the constexprs."""
         sig = {k: arg_type(v) for k, v in self.args.items()}
         return sig | dict.fromkeys(self.constexprs, "constexpr")
+
+    def attrs(self) -> dict[tuple[int, ...], list]:
+        """Compile attributes as the JIT derives them for 16-byte aligned tensors (see :func:`kernel`)."""
+        return {
+            (i,): [["tt.divisibility", 16]]
+            for i, v in enumerate(self.args.values())
+            if isinstance(v, torch.Tensor)
+        }
 
     def key(self) -> tuple:
         """What makes a distinct compiled binary (the grid and argument values do not)."""
@@ -136,6 +161,7 @@ __all__ = [
     "arg_type",
     "check_inputs",
     "is_interpreted",
+    "kernel",
     "next_pow2",
     "placeholder",
     "recording",

@@ -145,7 +145,7 @@ def compile_plan(plan: Launch, cc: int, spills: bool = False) -> dict:
     row = describe(plan) | {"target": f"sm_{cc}"}
     t0 = time.perf_counter()
     try:
-        src = ASTSource(plan.kernel, plan.signature(), dict(plan.constexprs))
+        src = ASTSource(plan.kernel, plan.signature(), dict(plan.constexprs), plan.attrs())
         compiled = triton.compile(
             src, target=GPUTarget("cuda", cc, 32), options={"num_warps": plan.num_warps}
         )

@@ -22,12 +22,12 @@ import torch
 import triton
 import triton.language as tl
 
-from . import Launch, is_interpreted, run
+from . import Launch, is_interpreted, kernel, run
 
 BLOCK = 128
 
 
-@triton.jit
+@kernel
 def _emit_tiles_kernel(rect_ptr, count_ptr, offset_ptr, tile_ptr, n, tiles_x, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     m = offs < n

@@ -21,7 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import Launch, check_inputs, run
+from . import Launch, check_inputs, kernel, run
 
 MODES = {"cholesky": 0, "scale_rot": 1, "covariance": 2}
 N_PARAMS = {0: 3, 1: 3, 2: 4}
@@ -49,7 +49,7 @@ def _load_cov(p_ptr, offs, m, MODE: tl.constexpr, P: tl.constexpr):
     return a, b, c
 
 
-@triton.jit
+@kernel
 def _project_fwd_kernel(
     p_ptr, means_ptr, conic_ptr, radius_ptr, rect_ptr, count_ptr, n, height, width, tile, eps,
     MODE: tl.constexpr, P: tl.constexpr, RN_SQRT: tl.constexpr, BLOCK: tl.constexpr,
@@ -98,7 +98,7 @@ def _project_fwd_kernel(
     tl.store(count_ptr + offs, (x1 - x0 + 1) * (y1 - y0 + 1), mask=m)
 
 
-@triton.jit
+@kernel
 def _project_bwd_kernel(
     p_ptr, g_conic_ptr, g_p_ptr, n, eps, MODE: tl.constexpr, P: tl.constexpr, BLOCK: tl.constexpr
 ):

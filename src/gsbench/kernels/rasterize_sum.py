@@ -19,7 +19,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import Launch, check_inputs, next_pow2, placeholder, run
+from . import Launch, check_inputs, kernel, next_pow2, placeholder, run
 from .binning import Bins
 
 # A constexpr global: @jit code may read no other kind (the compiler refuses plain globals).
@@ -75,7 +75,7 @@ def _tile_setup(tile_start_ptr, height, width, tiles_x, cap, TILE: tl.constexpr)
     return px, py, (px < width) & (py < height), start, end
 
 
-@triton.jit
+@kernel
 def _rasterize_sum_fwd_kernel(
     means_ptr, conic_ptr, colors_ptr, radius_ptr, gids_ptr, tile_start_ptr, out_ptr,
     height, width, tiles_x, n_ch, c0, cap, cutoff,
@@ -114,7 +114,7 @@ def _accumulate_grads(gs, dx, dy, A, B, C, g, jm, g_means_ptr, g_conic_ptr):
     tl.atomic_add(g_means_ptr + g * 2 + 1, d_my, mask=jm)
 
 
-@triton.jit
+@kernel
 def _rasterize_sum_bwd_kernel(
     means_ptr, conic_ptr, colors_ptr, radius_ptr, gids_ptr, tile_start_ptr, g_out_ptr,
     g_means_ptr, g_conic_ptr, g_colors_ptr,

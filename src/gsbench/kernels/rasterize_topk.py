@@ -22,10 +22,9 @@ those above the threshold: no ``[P, K, G]`` membership test and no per-pixel id 
 from __future__ import annotations
 
 import torch
-import triton
 import triton.language as tl
 
-from . import Launch, next_pow2, placeholder, run
+from . import Launch, kernel, next_pow2, placeholder, run
 from .binning import Bins
 from .rasterize_sum import (
     NO_CAP,
@@ -44,7 +43,7 @@ DEFAULT_EPS = 1e-10
 MAX_K = 64
 
 
-@triton.jit
+@kernel
 def _rasterize_topk_fwd_kernel(
     means_ptr, conic_ptr, colors_ptr, radius_ptr, gids_ptr, tile_start_ptr, out_ptr, wsum_ptr, wk_ptr, gk_ptr,
     height, width, tiles_x, n_ch, cap, cutoff, K, eps,
@@ -83,7 +82,7 @@ def _rasterize_topk_fwd_kernel(
     tl.store(gk_ptr + pix, last, mask=pix_ok)
 
 
-@triton.jit
+@kernel
 def _rasterize_topk_bwd_kernel(
     means_ptr, conic_ptr, colors_ptr, radius_ptr, gids_ptr, tile_start_ptr, out_ptr, wsum_ptr, wk_ptr, gk_ptr,
     g_out_ptr, g_means_ptr, g_conic_ptr, g_colors_ptr,
