@@ -175,65 +175,6 @@ def evaluations(means, chol, h, w):
         return float((nx * ny * (r > 0)).sum())
 
 
-def find_bitstream() -> Path | None:
-    """The newest ``results/**/*.gsb`` whose run folder holds the config that wrote it."""
-    found = [p for p in (ROOT / "results").rglob("*.gsb") if run_config_path(p) is not None]
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
-
-
-def run_config_path(path: Path) -> Path | None:
-    for parent in path.parents:
-        if (parent / ".hydra" / "config.yaml").is_file():
-            return parent / ".hydra" / "config.yaml"
-    return None
-
-
-def time_decode(path: Path, dev, args) -> list[dict]:
-    """Decoding FPS (file bytes -> pixels) and the render of the decoded Gaussians alone."""
-    from omegaconf import OmegaConf
-
-    from gsbench.gaussians import RenderOptions
-    from gsbench.methods import FitContext
-    from gsbench.methods.base import get_method
-
-    cfg = OmegaConf.load(run_config_path(path))
-    method = get_method(str(cfg.method.name), cfg.method, cfg.train, cfg.get("codec"))
-    # the interpreter would take minutes per render of a full image: the smoke run decodes with torch
-    opts = RenderOptions(backend="torch" if dev.type == "cpu" else "auto", tile_size=args.tile)
-    ctx = FitContext(device=dev, render=opts, progress=False)
-    data = path.read_bytes()
-    with torch.no_grad():
-        decoded = method.decode(data, ctx)
-        runs = max(3, args.runs // 10)
-        rows = []
-        for what, fn in (
-            ("decode+render", lambda: method.decode(data, ctx).render()),
-            ("render", decoded.render),
-        ):
-            med, p20, p80, nr = time_runs(lambda *_, fn=fn: fn(), [()], min(args.warmup, 5), runs, dev)
-            rows.append(
-                dict(
-                    renderer=f"{cfg.method.name}_{what}",
-                    mode="decode",
-                    median_ms=f"{med:.4f}",
-                    p20_ms=f"{p20:.4f}",
-                    p80_ms=f"{p80:.4f}",
-                    fps=f"{1e3 / med:.1f}",
-                    runs=nr,
-                    gaussians=int(getattr(decoded, "num_gaussians", 0)),
-                    height=decoded.height,
-                    width=decoded.width,
-                    bitstream=str(path.relative_to(ROOT)),
-                    bytes=len(data),
-                )
-            )
-            print(
-                f"{decoded.width}x{decoded.height} {path.name} ({len(data)} B) {what:14s} "
-                f"median {med:8.3f} ms {1e3 / med:8.1f}/s"
-            )
-    return rows
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
@@ -289,11 +230,16 @@ def main() -> int:
             for scale in args.size_scales:
                 rows += time_case(h, w, n, scale, dev, args, bw, rate, exp_rate, common)
     if not args.no_decode:
+        from decode_fps import find_bitstream, time_decode
+
         path = args.bitstream or find_bitstream()
         if path is None:
             print("no bitstream (.gsb) under results/: decoding FPS skipped")
         else:
-            rows += [common | r for r in time_decode(path.resolve(), dev, args)]
+            rows += [
+                common | r
+                for r in time_decode(path.resolve(), dev, args.tile, args.warmup, args.runs, time_runs)
+            ]
     state_after = gpu_state()
     print(f"GPU state after: {state_after or 'nvidia-smi not available'}")
     for r in rows:
@@ -331,8 +277,12 @@ def time_case(h, w, n, scale, dev, args, bw, rate, exp_rate, common) -> list[dic
             err = f"{float((out - ref).norm() / ref.norm().clamp(min=1e-30)):.1e}"
         step = lambda m, c, k, fn=fn, cot=cot: torch.autograd.grad(fn(m, c, k), [m, c, k], cot)  # noqa: E731
         for mode, f in (("forward", lambda *a, fn=fn: fn(*a)), ("step", step)):
+            # the torch renderer is a reference point, 10-100x slower: fewer runs keep the check short
+            warmup, runs = (
+                (min(args.warmup, 3), min(args.runs, 20)) if name == "torch_sum" else (args.warmup, args.runs)
+            )
             with torch.set_grad_enabled(mode == "step"):
-                med, p20, p80, nr = time_runs(f, sets, args.warmup, args.runs, dev)
+                med, p20, p80, nr = time_runs(f, sets, warmup, runs, dev)
             img = 3 * h * w * 4
             nbytes = n * 8 * 4 + img + (img + n * 8 * 4 * 2 if mode == "step" else 0)
             ops = evals * (OPS_FWD + (OPS_BWD if mode == "step" else 0))
