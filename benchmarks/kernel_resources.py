@@ -44,8 +44,8 @@ def table(rows: list[dict]) -> str:
             continue
         spill = f"{r.get('spill_stores', '?')}/{r.get('spill_loads', '?')}"
         lines.append(
-            f"| `{r['kernel']}` | {r['dtype']} | {cx} | {r['num_warps']} | {r['target']} | {r['regs']} | "
-            f"{r['stack']} | {spill} | {r['shared']} |"
+            f"| `{r['kernel']}` | {r['dtype']} | {cx} | {r['num_warps']} | {r['target']} | "
+            f"{r.get('regs', '?')} | {r.get('stack', '?')} | {spill} | {r.get('shared', '?')} |"
         )
     return "\n".join(lines)
 
@@ -70,7 +70,7 @@ def main() -> int:
     rows = [aot.compile_plan(p, int(cc), spills=True) for cc in args.targets.split(",") for p in plans]
     text = table(rows)
     print(text)
-    bad = [r for r in rows if not r["ok"] or r["stack"] or r.get("spill_stores")]
+    bad = [r for r in rows if not r["ok"] or r.get("stack") or r.get("spill_stores")]
     summary = (
         f"{len(rows)} configurations ({args.space} space, targets {args.targets}, triton "
         f"{triton.__version__}): {sum(r['ok'] for r in rows)} compiled, {len(bad)} with a compile error, "

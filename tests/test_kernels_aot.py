@@ -84,7 +84,8 @@ def test_default_configurations_compile_for_every_target(default_rows):
 def test_default_configurations_do_not_spill_on_sm90(default_rows):
     rows = [r for r in default_rows if r["target"] == "sm_90" and r["ok"]]
     if not rows or "stack" not in rows[0]:
-        pytest.skip("no cubin resource usage (triton's bundled cuobjdump did not run)")
+        reason = rows[0].get("resources_error", "no rows") if rows else "no rows"
+        pytest.skip(f"no cubin resource usage (triton's bundled cuobjdump did not run: {reason})")
     spilling = [
         f"{r['kernel']} {r['constexprs']}: {r['regs']} registers, {r['stack']} B stack"
         for r in rows
