@@ -102,18 +102,28 @@ class Launch:
 
     @property
     def name(self) -> str:
-        return getattr(self.kernel, "__name__", None) or self.kernel.fn.__name__
+        return self.kernel.fn.__name__
+
+    def params(self) -> list[str]:
+        """The kernel's parameter names, in order."""
+        return list(inspect.signature(self.kernel.fn).parameters)
 
     def signature(self) -> dict[str, str]:
-        """The compile signature: each runtime argument's type, then the constexprs."""
-        sig = {k: arg_type(v) for k, v in self.args.items()}
-        return sig | dict.fromkeys(self.constexprs, "constexpr")
+        """The compile signature, in parameter order: runtime arguments' types, ``constexpr`` for the rest.
+
+        Raises:
+            ValueError: the plan names an argument the kernel lacks or leaves one out.
+        """
+        if set(self.args) | set(self.constexprs) != set(self.params()):
+            raise ValueError(f"{self.name}: plan arguments do not match the kernel's parameters")
+        return {p: arg_type(self.args[p]) if p in self.args else "constexpr" for p in self.params()}
 
     def attrs(self) -> dict[tuple[int, ...], list]:
         """Compile attributes as the JIT derives them for 16-byte aligned tensors (see :func:`kernel`)."""
+        params = self.params()
         return {
-            (i,): [["tt.divisibility", 16]]
-            for i, v in enumerate(self.args.values())
+            (params.index(k),): [["tt.divisibility", 16]]
+            for k, v in self.args.items()
             if isinstance(v, torch.Tensor)
         }
 
