@@ -8,9 +8,10 @@ among equal weights the lower index wins. Gradients flow through the kept Gaussi
 Forward: one program per tile, one pixel per thread, each holding its best K as ``(weight, id)`` in
 its own registers (``[K_PAD, P]``: the pixel axis is the one spread over threads, so the per-candidate
 minimum over a pixel's slots is thread-local; laid out ``[P, K_PAD]`` the slots were split over 16 lanes
-and each candidate cost shuffles, 1816 SASS instructions and 144 registers against 640 and 120). The tile's Gaussians (one shared candidate list, in index order) are scanned
-one at a time; a candidate replaces the list's minimum under the order (weight, then lower index first)
-when its weight is strictly larger. Colours are gathered one channel at a time at the end.
+and each candidate cost shuffles: 1816 SASS instructions and 144 registers on sm_90, against 640 and
+120). The tile's Gaussians (one shared candidate list, in index order) are scanned one at a time; a
+candidate replaces the list's minimum under the order (weight, then lower index first) when its weight
+is strictly larger. Colours are gathered one channel at a time at the end.
 
 The kept set is then exactly ``{n : w_n > w_K or (w_n == w_K and n <= n_K)}`` where ``(w_K, n_K)`` is
 the list's minimum. The forward stores that threshold (two numbers per pixel) instead of K ids, and the
