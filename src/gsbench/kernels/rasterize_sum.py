@@ -27,7 +27,7 @@ ALPHA_MIN = tl.constexpr(1.0 / 255.0)  # the official kernels' cut-off (raster_t
 MAX_C_PAD = 16  # channels per forward launch
 NO_CAP = 2**31 - 1
 # [pixel, Gaussian] pairs per batch, chosen from the sm_90 register counts (docs/kernels.md): the forward
-# at 8 Gaussians per 16x16 batch uses 48-104 registers, at 16 up to 179; the backward 127 at 16.
+# at 8 Gaussians per 16x16 batch uses 32-64 registers; the backward 127 at 16.
 FWD_PAIRS, BWD_PAIRS = 2048, 4096
 
 
@@ -84,7 +84,9 @@ def _rasterize_sum_fwd_kernel(
     px, py, pix_ok, start, end = _tile_setup(tile_start_ptr, height, width, tiles_x, cap, TILE)
     ch = tl.arange(0, C_PAD)
     n_grp = tl.minimum(n_ch - c0, C_PAD)  # channels c0 .. c0 + n_grp - 1 in this launch
-    acc = tl.zeros([TILE * TILE, C_PAD], dtype=out_ptr.dtype.element_ty)
+    # [C_PAD, P], pixels along the axis spread over the threads: on sm_90 this layout takes 32-64
+    # registers at 16x16 against 48-104 for [P, C_PAD], and 32x32 tiles stop spilling.
+    acc = tl.zeros([C_PAD, TILE * TILE], dtype=out_ptr.dtype.element_ty)
     for b in range(start, end, BLOCK_G):
         j = b + tl.arange(0, BLOCK_G)
         jm = j < end
@@ -93,9 +95,9 @@ def _rasterize_sum_fwd_kernel(
         )
         for c in range(n_grp):
             col = tl.load(colors_ptr + g * n_ch + (c0 + c), mask=jm, other=0.0)  # [G]
-            acc += tl.where(ch[None, :] == c, tl.sum(w * col[None, :], axis=1)[:, None], 0.0)
-    out = out_ptr + (c0 + ch)[None, :] * (height * width) + (py * width + px)[:, None]
-    tl.store(out, acc, mask=pix_ok[:, None] & (ch[None, :] < n_grp))
+            acc += tl.where(ch[:, None] == c, tl.sum(w * col[None, :], axis=1)[None, :], 0.0)
+    out = out_ptr + (c0 + ch)[:, None] * (height * width) + (py * width + px)[None, :]
+    tl.store(out, acc, mask=pix_ok[None, :] & (ch[:, None] < n_grp))
 
 
 @triton.jit
