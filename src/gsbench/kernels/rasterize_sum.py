@@ -8,7 +8,7 @@ One program per tile, one pixel per thread (up to 8 warps); it walks the tile's 
 batches of ``BLOCK_G`` (so a tile may hold any number of Gaussians) and evaluates a ``[TILE*TILE,
 BLOCK_G]`` weight block per batch. Channels are walked one at a time inside a batch, so no ``[P, G, C]``
 product is ever live: that product is what made the first version spill. A forward launch writes at most
-:data:`MAX_C_PAD` channels (its accumulator is ``[P, C_PAD]``); more channels take several launches.
+:data:`MAX_C_PAD` channels (its accumulator is ``[C_PAD, P]``); more channels take several launches.
 The backward recomputes the weights tile by tile and reduces each batch over the tile's pixels before
 one atomic add per (Gaussian, tile): atomics scale with intersections, not with pixels.
 """
