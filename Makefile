@@ -36,7 +36,7 @@ test-fast: $(STAMP)  ## the tests not marked slow
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff
-	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks scripts
 
 bench: $(STAMP)  ## CPU timing of one training step (768x512, 10k Gaussians)
 	$(PY) benchmarks/train_step.py
@@ -79,3 +79,30 @@ reproduce-instantgi-kodak: $(STAMP)
 
 reproduce-all: reproduce-gi-kodak reproduce-imagegs-table1 reproduce-gipp-table1 reproduce-gipp-table2 reproduce-gipp-codec  ## run every paper sweep (GPU, ~55 h; reproduce-<name> for one), then reports
 # ---- end of reports and paper reproductions ----
+
+# ---- GPU check (scripts/gpu_check.py; README "On your own GPU") ----
+# `make gpu-wheels` (with network) puts into .whl/ the wheels of the dependencies a bare CUDA image lacks,
+# for CPython $(GPU_PY_VERSION) on x86-64 Linux, and kodim01; `make gpu-check` then needs no network.
+# gpu-check uses the Python that holds your CUDA torch: .venv's if there is one, else python3.
+GPU_PY_VERSION ?= 3.12
+GPU_PYTHON     ?= $(if $(wildcard $(PY)),$(PY),python3)
+GPU_WHEELS     ?= hydra-core==1.3.8 omegaconf==2.3.1 pytorch-msssim==1.0.0 pytorch_optimizer==4.1.0 \
+                  constriction==0.5.0 flip-evaluator==1.7 bjontegaard==1.3.0
+GPU_PLATFORMS  := $(foreach p,manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64,--platform $(p))
+KODIM01        ?= $(firstword $(wildcard data/kodak/kodim01.png ../shared/data/kodak/kodim01.png $(GSBENCH_DATA)/kodak/kodim01.png))
+
+.PHONY: gpu-wheels gpu-check aot-check
+
+gpu-wheels:  ## download the GPU check's missing dependencies (+ kodim01) into .whl/
+	mkdir -p .whl/data/kodak
+	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version $(GPU_PY_VERSION) --implementation cp \
+		$(GPU_PLATFORMS) -d .whl $(GPU_WHEELS)
+	$(PYTHON) -m pip wheel --no-deps -w .whl antlr4-python3-runtime==4.9.3  # sdist only on PyPI: a pure-Python wheel
+	@if [ -n "$(KODIM01)" ]; then cp $(KODIM01) .whl/data/kodak/; else echo "kodim01.png not found: put it in .whl/data/kodak/"; fi
+	@du -sh .whl
+
+gpu-check:  ## GPU: kernel tests compiled, FPS, timed fits -> results/gpu/<gpu>/ (GPU_CHECK_DRY=1: CPU dry run)
+	$(GPU_PYTHON) scripts/gpu_check.py
+
+aot-check: $(STAMP)  ## compile every kernel configuration for sm_80/89/90/100 (CPU, ~15 min)
+	mkdir -p outputs && TRITON_INTERPRET=0 $(PY) -m gsbench.kernels.aot --space full --out outputs/aot_full.jsonl

@@ -62,7 +62,7 @@ def test_sum_matches_reference(channels, cutoff):
 
 
 def test_sum_many_blocks_per_tile_and_legacy_cap():
-    h, w = 16, 16  # one tile, 300 Gaussians: 19 batches of BLOCK_G, and more than the legacy cap
+    h, w = 16, 16  # one tile, 300 Gaussians: many batches, and more than the legacy cap
     inputs = random_gaussians(300, h, w, seed=2, scale=2.0, margin=0.0)
     full = compare(inputs, h, w, seed=2)
     capped = compare(inputs, h, w, seed=3, cap=256)

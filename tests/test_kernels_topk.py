@@ -14,6 +14,7 @@ import torch
 pytest.importorskip("triton")
 
 from gsbench.gaussians import cholesky_to_cov
+from gsbench.gaussians.reference import dense_weights
 from gsbench.gaussians.reference import render_topk_reference as rasterize_topk_reference
 from gsbench.kernels.binning import bin_tiles_triton
 from gsbench.kernels.pipeline import render_triton
@@ -60,7 +61,7 @@ def test_topk_channels_and_small_tiles(channels):
 
 
 def test_topk_many_blocks_per_tile():
-    h, w = 16, 16  # one tile, 70 Gaussians: the backward walks 5 batches, most pixels keep 10
+    h, w = 16, 16  # one tile, 70 Gaussians: the backward walks 9 batches of 8, most pixels keep 10
     out = compare(random_gaussians(70, h, w, seed=5, margin=0.0), h, w, seed=5, k=10)
     assert out.abs().sum() > 0
 
@@ -108,3 +109,32 @@ def test_topk_refuses_bad_k():
     bins = bin_tiles_triton(proj.rect, proj.count, 4, 4)
     with pytest.raises(ValueError, match="k must be"):
         rasterize_topk_triton(means, proj.conic, colors, proj.radius, bins, 4, 4, k=0)
+
+
+def test_topk_large_k():
+    h, w = 12, 12  # 60 wide Gaussians on one 16x16 tile: most pixels have more than 40 candidates
+    inputs = random_gaussians(60, h, w, seed=11, scale=3.0, margin=0.0)
+    compare(inputs, h, w, seed=11, k=40)
+
+
+def test_topk_ties_keep_the_lower_index():
+    """Duplicated Gaussians tie exactly; K cuts through the ties, so the kept set (and the gradient of
+    each copy) depends on the tie rule: lower index first, in the forward and in the backward."""
+    h, w = 6, 7
+    means, chol, colors = random_gaussians(4, h, w, seed=12, scale=2.0, margin=0.0)
+    means, chol = means.repeat(3, 1), chol.repeat(3, 1)  # Gaussian n, n + 4 and n + 8 coincide
+    colors = torch.rand(12, 3, dtype=F64, generator=torch.Generator().manual_seed(12))
+    cot = torch.randn(3, h, w, dtype=F64, generator=torch.Generator().manual_seed(13))
+    for k in (2, 5):
+        a = [t.detach().to(DEV).requires_grad_() for t in (means, chol, colors)]
+        out = render_triton(a[1], a[0], a[2], h, w, param_mode="cholesky", mode="topk", tile_size=4, k=k)
+        grads = torch.autograd.grad((out * cot.to(DEV)).sum(), a)
+        b = [t.detach().requires_grad_() for t in (means, chol, colors)]
+        wts = dense_weights(b[0], cholesky_to_cov(b[1]), h, w)  # [N, H, W]
+        order = torch.sort(-wts.detach(), dim=0, stable=True).indices[:k]  # ties: lower index first
+        top_w = torch.gather(wts, 0, order)
+        ref = torch.einsum("khw,khwc->chw", top_w, b[2][order]) / (top_w.sum(0) + 1e-10)
+        ref_grads = torch.autograd.grad((ref * cot).sum(), b)
+        torch.testing.assert_close(out.detach().cpu(), ref.detach(), rtol=1e-10, atol=1e-10)
+        for x, y in zip(grads, ref_grads, strict=True):
+            torch.testing.assert_close(x.cpu(), y, rtol=1e-9, atol=1e-9)

@@ -22,12 +22,12 @@ import torch
 import triton
 import triton.language as tl
 
-from . import is_interpreted
+from . import Launch, is_interpreted, kernel, run
 
 BLOCK = 128
 
 
-@triton.jit
+@kernel
 def _emit_tiles_kernel(rect_ptr, count_ptr, offset_ptr, tile_ptr, n, tiles_x, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     m = offs < n
@@ -41,6 +41,25 @@ def _emit_tiles_kernel(rect_ptr, count_ptr, offset_ptr, tile_ptr, n, tiles_x, BL
     for k in range(0, tl.max(cnt, 0)):
         tile = (y0 + k // nx) * tiles_x + x0 + k % nx
         tl.store(tile_ptr + start + k, tile, mask=m & (k < cnt))
+
+
+def plan_emit_tiles(rect, count, offsets, tiles, tiles_x: int) -> Launch:
+    """The launch writing the tile ids of Gaussian n at ``offsets[n] - count[n]`` (``offsets`` int64
+    inclusive cumulative counts) into ``tiles``."""
+    n = count.shape[0]
+    return Launch(
+        _emit_tiles_kernel, (triton.cdiv(n, BLOCK),),
+        dict(rect_ptr=rect, count_ptr=count, offset_ptr=offsets, tile_ptr=tiles, n=n, tiles_x=tiles_x),
+        dict(BLOCK=BLOCK),
+    )
+
+
+def launch_plans(space) -> list[Launch]:
+    """Every launch of this module (one: it is dtype- and option-independent), from placeholders."""
+    from . import placeholder as ph
+
+    i32 = ph(torch.int32)
+    return [plan_emit_tiles(i32.new_empty(1, 4), i32.new_empty(1), ph(torch.int64), i32, 1)]
 
 
 @dataclass(frozen=True)
@@ -87,9 +106,7 @@ def bin_tiles_triton(
     total = int(offsets[-1]) if n else 0  # the one host sync: sizes the intersection buffer
     tiles = torch.empty(total, dtype=torch.int32, device=dev)
     if total:
-        _emit_tiles_kernel[(triton.cdiv(n, BLOCK),)](
-            rect.contiguous(), count.contiguous(), offsets, tiles, n, tiles_x, BLOCK=BLOCK
-        )
+        run(plan_emit_tiles(rect.contiguous(), count.contiguous(), offsets, tiles, tiles_x))
     sorted_tiles, order = torch.sort(tiles, stable=True)
     # Gaussian index of the sorted intersections: emitted in index order, so gid = owner of `order`.
     gids = (torch.searchsorted(offsets, order, right=True)).to(torch.int32)

@@ -21,7 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import check_inputs
+from . import Launch, check_inputs, kernel, run
 
 MODES = {"cholesky": 0, "scale_rot": 1, "covariance": 2}
 N_PARAMS = {0: 3, 1: 3, 2: 4}
@@ -49,11 +49,13 @@ def _load_cov(p_ptr, offs, m, MODE: tl.constexpr, P: tl.constexpr):
     return a, b, c
 
 
-@triton.jit
+@kernel
 def _project_fwd_kernel(
-    p_ptr, means_ptr, conic_ptr, radius_ptr, rect_ptr, count_ptr, n, height, width, eps,
-    MODE: tl.constexpr, P: tl.constexpr, TILE: tl.constexpr, RN_SQRT: tl.constexpr, BLOCK: tl.constexpr,
+    p_ptr, means_ptr, conic_ptr, radius_ptr, rect_ptr, count_ptr, n, height, width, tile, eps,
+    MODE: tl.constexpr, P: tl.constexpr, RN_SQRT: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
+    # The tile size is a runtime argument: it only divides integers here, and a constexpr would multiply
+    # the compiled variants by the number of tile sizes for nothing.
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     m = offs < n
     a, b, c = _load_cov(p_ptr, offs, m, MODE, P)
@@ -83,10 +85,10 @@ def _project_fwd_kernel(
     inside = (r > 0) & (mx + r >= 0) & (mx - r <= width - 1) & (my + r >= 0) & (my - r <= height - 1)
     inside = inside & finite & m
     # where() before the casts: a far-away mean would overflow int32.
-    x0 = tl.where(inside, tl.maximum(tl.ceil(mx - r), 0.0), zero).to(tl.int32) // TILE
-    x1 = tl.where(inside, tl.minimum(tl.floor(mx + r), width - 1.0), zero).to(tl.int32) // TILE
-    y0 = tl.where(inside, tl.maximum(tl.ceil(my - r), 0.0), zero).to(tl.int32) // TILE
-    y1 = tl.where(inside, tl.minimum(tl.floor(my + r), height - 1.0), zero).to(tl.int32) // TILE
+    x0 = tl.where(inside, tl.maximum(tl.ceil(mx - r), 0.0), zero).to(tl.int32) // tile
+    x1 = tl.where(inside, tl.minimum(tl.floor(mx + r), width - 1.0), zero).to(tl.int32) // tile
+    y0 = tl.where(inside, tl.maximum(tl.ceil(my - r), 0.0), zero).to(tl.int32) // tile
+    y1 = tl.where(inside, tl.minimum(tl.floor(my + r), height - 1.0), zero).to(tl.int32) // tile
     x1 = tl.where(inside, x1, -1)
     y1 = tl.where(inside, y1, -1)
     tl.store(rect_ptr + offs * 4 + 0, x0, mask=m)
@@ -96,7 +98,7 @@ def _project_fwd_kernel(
     tl.store(count_ptr + offs, (x1 - x0 + 1) * (y1 - y0 + 1), mask=m)
 
 
-@triton.jit
+@kernel
 def _project_bwd_kernel(
     p_ptr, g_conic_ptr, g_p_ptr, n, eps, MODE: tl.constexpr, P: tl.constexpr, BLOCK: tl.constexpr
 ):
@@ -135,6 +137,41 @@ def _project_bwd_kernel(
     tl.store(g_p_ptr + offs * P + 2, g2, mask=m)
 
 
+def plan_project_fwd(params, means, conic, radius, rect, count, mode: int, height, width, tile) -> Launch:
+    """The forward launch for ``params [N, P]`` of parameterisation ``mode`` (see :data:`MODES`)."""
+    n, p = params.shape
+    return Launch(
+        _project_fwd_kernel, (triton.cdiv(n, BLOCK),),
+        dict(p_ptr=params, means_ptr=means, conic_ptr=conic, radius_ptr=radius, rect_ptr=rect,
+             count_ptr=count, n=n, height=height, width=width, tile=tile, eps=DET_EPS),
+        dict(MODE=mode, P=p, RN_SQRT=params.dtype == torch.float32, BLOCK=BLOCK),
+    )
+
+
+def plan_project_bwd(params, g_conic, g_params, mode: int) -> Launch:
+    """The backward launch: ``d params [N, P]`` from ``d conic [N, 3]``."""
+    n, p = params.shape
+    return Launch(
+        _project_bwd_kernel, (triton.cdiv(n, BLOCK),),
+        dict(p_ptr=params, g_conic_ptr=g_conic, g_p_ptr=g_params, n=n, eps=DET_EPS),
+        dict(MODE=mode, P=p, BLOCK=BLOCK),
+    )
+
+
+def launch_plans(space) -> list[Launch]:
+    """Every launch of this module over ``space`` (an :class:`.aot.OptionSpace`), from placeholders."""
+    from . import placeholder as ph
+
+    plans = []
+    for dt in space.dtypes:
+        for name in space.param_modes:
+            mode = MODES[name]
+            p, i32 = ph(dt).new_empty(1, N_PARAMS[mode]), torch.int32
+            plans.append(plan_project_fwd(p, ph(dt), ph(dt), ph(dt), ph(i32), ph(i32), mode, 64, 64, 16))
+            plans.append(plan_project_bwd(p, ph(dt), ph(dt), mode))
+    return plans
+
+
 class Projection(NamedTuple):
     """conic ``[N, 3]`` (differentiable), radius ``[N]``, rect ``[N, 4]`` int32, count ``[N]`` int32."""
 
@@ -149,16 +186,13 @@ class ProjectTriton(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, params, means, mode, height, width, tile_size):
-        n, P = params.shape
+        n = params.shape[0]
         conic = torch.empty(n, 3, dtype=params.dtype, device=params.device)
         radius = torch.empty(n, dtype=params.dtype, device=params.device)
         rect = torch.empty(n, 4, dtype=torch.int32, device=params.device)
         count = torch.empty(n, dtype=torch.int32, device=params.device)
         if n > 0:
-            _project_fwd_kernel[(triton.cdiv(n, BLOCK),)](
-                params, means, conic, radius, rect, count, n, height, width, DET_EPS,
-                MODE=mode, P=P, TILE=tile_size, RN_SQRT=params.dtype == torch.float32, BLOCK=BLOCK,
-            )  # fmt: skip
+            run(plan_project_fwd(params, means, conic, radius, rect, count, mode, height, width, tile_size))
         ctx.save_for_backward(params)
         ctx.mode = mode
         ctx.mark_non_differentiable(radius, rect, count)
@@ -167,12 +201,10 @@ class ProjectTriton(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_conic, *_):
         (params,) = ctx.saved_tensors
-        n, P = params.shape
+        n = params.shape[0]
         g_params = torch.zeros_like(params)
         if n > 0 and g_conic is not None:
-            _project_bwd_kernel[(triton.cdiv(n, BLOCK),)](
-                params, g_conic.contiguous(), g_params, n, DET_EPS, MODE=ctx.mode, P=P, BLOCK=BLOCK
-            )
+            run(plan_project_bwd(params, g_conic.contiguous(), g_params, ctx.mode))
         return g_params, None, None, None, None, None
 
 
