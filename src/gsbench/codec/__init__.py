@@ -12,7 +12,16 @@ import torch
 
 from ..gaussians.render import RenderOptions, render
 from ..registry import Registry
-from .container import BitstreamError, Container, Limits, decode_container, encode_container
+from .container import (
+    BitstreamError,
+    Container,
+    Limits,
+    current_limits,
+    decode_container,
+    encode_container,
+    set_limits,
+)
+from .guard import check_output, check_render_budget
 
 Decoder = Callable[[Container, torch.device, RenderOptions], "DecodedGaussians"]
 DECODERS: Registry[Decoder] = Registry("bitstream decoder")
@@ -25,15 +34,28 @@ class DecodedGaussians:
         means: ``[N, 2]`` pixels; cov: ``[N, 3]`` packed covariances; colors: ``[N, C]``.
     """
 
-    def __init__(self, means, cov, colors, height: int, width: int, options: RenderOptions) -> None:
+    def __init__(
+        self,
+        means,
+        cov,
+        colors,
+        height: int,
+        width: int,
+        options: RenderOptions,
+        limits: Limits | None = None,
+        what: str = "bitstream",
+    ) -> None:
+        # checked here, before any render: finite values, bounded colours, bounded work and memory
+        check_render_budget(what, means, cov, colors, height, width, limits or current_limits())
         self.means, self.cov, self.colors = means, cov, colors
-        self.height, self.width, self.options = height, width, options
+        self.height, self.width, self.options, self.what = height, width, options, what
         self.num_gaussians = int(means.shape[0])
 
     @torch.no_grad()
     def render(self) -> torch.Tensor:
-        """``[C, H, W]`` decoded image (raw)."""
-        return render(self.means, self.cov, self.colors, self.height, self.width, self.options)
+        """``[C, H, W]`` decoded image (raw); BitstreamError if it is not finite."""
+        out = render(self.means, self.cov, self.colors, self.height, self.width, self.options)
+        return check_output(self.what, out)
 
 
 def decode_bitstream(
@@ -41,12 +63,14 @@ def decode_bitstream(
     device: torch.device | str = "cpu",
     options: RenderOptions | None = None,
     verify_crc: bool = True,
+    limits: Limits | None = None,
 ):
     """Decode a gsbench bitstream with the decoder of the method named in the file.
 
     Args:
         data: the file's bytes. device: where the Gaussians go. options: how to render them.
         verify_crc: check the CRC-32 first (the fuzz tests turn it off to exercise every parser).
+        limits: what the decoder accepts (default: :func:`current_limits`).
     Returns:
         An object with ``render() -> [C, H, W]``, ``height``, ``width`` and ``num_gaussians``.
 
@@ -55,7 +79,7 @@ def decode_bitstream(
     """
     from .. import methods  # noqa: F401  (importing the methods registers their decoders)
 
-    container = decode_container(data, verify_crc=verify_crc)
+    container = decode_container(data, limits=limits, verify_crc=verify_crc)
     if container.method not in DECODERS:
         raise BitstreamError(
             f"no decoder for method {container.method!r}; known: {', '.join(DECODERS.names())}"
@@ -69,7 +93,9 @@ __all__ = [
     "Container",
     "DecodedGaussians",
     "Limits",
+    "current_limits",
     "decode_bitstream",
     "decode_container",
     "encode_container",
+    "set_limits",
 ]

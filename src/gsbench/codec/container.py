@@ -31,16 +31,49 @@ class BitstreamError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class Limits:
-    """What a decoder accepts; anything larger is refused before allocation."""
+    """What a decoder accepts; anything larger is refused before allocation.
+
+    Attributes:
+        max_side, max_pixels: the declared image size (``limits.max_pixels`` on the command line).
+        min_bits_per_pixel: a file of ``B`` bytes may declare at most ``8 B / min_bits_per_pixel`` pixels.
+            Real codecs stay above 0.01 bpp; 1/1024 bpp refuses a 600-byte file claiming 100 Mpx while
+            leaving a factor 10 of room under any real file.
+        max_gaussians, max_gaussians_per_pixel: primitives in the header.
+        max_evals_per_pixel, min_eval_budget: the work a render may take, estimated from the decoded
+            primitives' footprints (8 x 8 tiles, 64 evaluations each) before rendering: at most
+            ``max(min_eval_budget, max_evals_per_pixel H W)`` Gaussian-pixel evaluations. Real fits use
+            5-25 per pixel (a 5,000-Gaussian Kodak fit: 10); 32 keeps a hostile Kodak-size file to about
+            the render time of the largest real one.
+        max_memory_bytes: estimated decoder + renderer memory.
+        max_macs_per_pixel: multiply-adds per pixel of a coordinate network (COIN; 13 x 49 nets use 30k).
+        max_mlp_macs_per_pixel: multiply-adds per pixel of per-primitive MLPs (SGI uses a few hundred).
+    """
 
     max_side: int = 1 << 16  # pixels per side
     max_pixels: int = 1 << 27  # H x W (134 Mpx; the render alone is 1.6 GB in float32)
+    min_bits_per_pixel: float = 1.0 / 1024
     max_gaussians: int = 1 << 24
     max_gaussians_per_pixel: int = 4
     max_sections: int = 16
+    max_evals_per_pixel: int = 32
+    min_eval_budget: int = 1 << 20
+    max_memory_bytes: int = 8 << 30
+    max_macs_per_pixel: int = 1 << 16
+    max_mlp_macs_per_pixel: int = 1 << 12
 
 
 DEFAULT_LIMITS = Limits()
+_current = [DEFAULT_LIMITS]
+
+
+def current_limits() -> Limits:
+    """The limits decoders apply unless given others (set once per job from the config)."""
+    return _current[0]
+
+
+def set_limits(limits: Limits) -> None:
+    """Make ``limits`` the default of :func:`decode_container` (the runner calls it with the config's)."""
+    _current[0] = limits
 
 
 @dataclass
@@ -52,6 +85,7 @@ class Container:
     width: int
     num_gaussians: int
     sections: dict[str, bytes] = field(default_factory=dict)
+    limits: Limits = field(default=DEFAULT_LIMITS, compare=False, repr=False)
 
     def section(self, tag: str) -> bytes:
         """The bytes of section ``tag``; a clear error when the file has none."""
@@ -81,17 +115,19 @@ def encode_container(c: Container) -> bytes:
     return out + struct.pack("<I", zlib.crc32(out))
 
 
-def decode_container(data: bytes, limits: Limits = DEFAULT_LIMITS, verify_crc: bool = True) -> Container:
+def decode_container(data: bytes, limits: Limits | None = None, verify_crc: bool = True) -> Container:
     """Parse and validate a container.
 
     Args:
         data: the whole file.
-        limits: sizes beyond these are refused.
+        limits: sizes beyond these are refused (default: :func:`current_limits`); decoders read them
+            from the returned container.
         verify_crc: check the trailing CRC-32 (tests turn it off to reach the parsers behind it).
     Raises:
         BitstreamError: with the reason, for anything that is not a well-formed container.
     """
     data = bytes(data)
+    limits = limits or current_limits()
     if len(data) < 4 or data[:4] != MAGIC:
         raise BitstreamError("not a gsbench bitstream: the file does not start with the magic 'GSBF'")
     if len(data) < 6:
@@ -114,6 +150,12 @@ def decode_container(data: bytes, limits: Limits = DEFAULT_LIMITS, verify_crc: b
         raise BitstreamError(f"corrupt bitstream: invalid method name {name!r}")
     height, width, n, count = struct.unpack_from("<IIIB", data, pos)
     _check_sizes(height, width, n, limits, error=BitstreamError)
+    plausible = len(data) * 8 / limits.min_bits_per_pixel
+    if height * width > plausible:
+        raise BitstreamError(
+            f"implausible bitstream: {len(data)} bytes cannot describe a {height}x{width} image "
+            f"(under {limits.min_bits_per_pixel:.2g} bits per pixel)"
+        )
     if count > limits.max_sections:
         raise BitstreamError(f"corrupt bitstream: {count} sections (at most {limits.max_sections})")
     pos = fixed
@@ -141,7 +183,7 @@ def decode_container(data: bytes, limits: Limits = DEFAULT_LIMITS, verify_crc: b
         pos += length
     if pos != body_end:
         raise BitstreamError(f"corrupt bitstream: {body_end - pos} unexplained bytes after the sections")
-    return Container(name.decode("ascii"), height, width, n, sections)
+    return Container(name.decode("ascii"), height, width, n, sections, limits)
 
 
 def _check_sizes(
@@ -150,6 +192,9 @@ def _check_sizes(
     if not (1 <= height <= limits.max_side and 1 <= width <= limits.max_side):
         raise error(f"image size {height}x{width} outside 1..{limits.max_side} per side")
     if height * width > limits.max_pixels:
-        raise error(f"image size {height}x{width} exceeds {limits.max_pixels} pixels")
+        raise error(
+            f"image size {height}x{width} = {height * width} pixels exceeds the limit of {limits.max_pixels} "
+            "(limits.max_pixels)"
+        )
     if n > min(limits.max_gaussians, limits.max_gaussians_per_pixel * height * width):
         raise error(f"{n} Gaussians for a {height}x{width} image exceeds the limit")

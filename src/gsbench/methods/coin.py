@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..codec import DECODERS, BitstreamError, Container, encode_container
+from ..codec import DECODERS, BitstreamError, Container, check_output, encode_container
+from ..codec.guard import check_memory
 from ..codec.streams import ByteReader
 from ..errors import UserError
 from ..gaussians.render import RenderOptions
@@ -155,7 +156,7 @@ class DecodedCoin(Decoded):
 
     @torch.no_grad()
     def render(self) -> torch.Tensor:
-        return self.model.render(self.height, self.width)
+        return check_output("coin bitstream", self.model.render(self.height, self.width))
 
 
 def pack(model: Siren, height: int, width: int) -> bytes:
@@ -198,6 +199,16 @@ def decode_coin(
             f"corrupt coin bitstream: WGTS holds {len(weights)} bytes; "
             f"a net of {layers} layers of width {hidden} needs {2 * count}"
         )
+    macs, budget = count * container.height * container.width, container.limits.max_macs_per_pixel
+    if count > budget:  # one forward pass per pixel: refuse before minutes of evaluation
+        raise BitstreamError(
+            f"implausible coin bitstream: {count} multiply-adds per pixel, {macs:.3g} in all "
+            f"(limit {budget} per pixel, limits.max_macs_per_pixel)"
+        )
+    # coordinates and the output (float32, 2 + 3 per pixel, twice for the concatenation) plus the
+    # activations of one chunk of pixels
+    memory = container.height * container.width * 5 * 4 * 2 + RENDER_CHUNK * hidden * 4 * 2
+    check_memory("coin bitstream", memory, container.limits)
     flat = ByteReader(weights, "coin WGTS section").array("<f2", count)
     if not np.isfinite(flat).all():
         raise BitstreamError("corrupt coin bitstream: non-finite weights")

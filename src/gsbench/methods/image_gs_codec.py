@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..codec import DECODERS, BitstreamError, Container, encode_container
+from ..codec import DECODERS, BitstreamError, Container, check_output, check_render_budget, encode_container
 from ..codec.streams import ByteReader, decode_symbols, encode_symbols
 from ..gaussians import RenderOptions, render, scale_rot_to_cov
 from ..gaussians.topk import render_topk
@@ -133,8 +133,10 @@ class ImageGSDecoded:
 
     @torch.no_grad()
     def render(self) -> torch.Tensor:
-        """``[C, H, W]`` decoded image (raw)."""
-        return render_values(self.values, self.height, self.width, self.options, self.spec)
+        """``[C, H, W]`` decoded image (raw); BitstreamError if it is not finite."""
+        return check_output(
+            "image_gs bitstream", render_values(self.values, self.height, self.width, self.options, self.spec)
+        )
 
 
 def encode(
@@ -170,7 +172,7 @@ def decode(container: Container, device: torch.device, options: RenderOptions) -
         raise BitstreamError(f"corrupt image_gs header: {channels} colour channels (1..{MAX_CHANNELS})")
     if not 1 <= bits <= 16 or mode >= len(MODES) or not 1 <= k <= MAX_K or flags & ~7:
         raise BitstreamError(f"corrupt image_gs header: bits {bits}, mode {mode}, k {k}, flags {flags:#x}")
-    if not (math.isfinite(eps) and eps >= 0):
+    if not (math.isfinite(eps) and eps > 0):  # eps 0 divides 0 by 0 where no Gaussian reaches
         raise BitstreamError(f"corrupt image_gs header: eps {eps}")
     cols = 5 + channels
     ranges = head.array("<f4", 2 * cols).reshape(cols, 2)
@@ -196,4 +198,9 @@ def decode(container: Container, device: torch.device, options: RenderOptions) -
     )
     footprint = "tile" if flags & 4 else "pixel"
     spec = RenderSpec(inverse, MODES[mode], int(k), float(eps), bool(flags & 2), footprint)
+    means, cov, colors = to_gaussians(values, container.height, container.width, inverse)
+    # finite, bounded colours, render work and memory within the limits: checked before any render
+    check_render_budget(
+        "image_gs bitstream", means, cov, colors, container.height, container.width, container.limits
+    )
     return ImageGSDecoded(values, container.height, container.width, options, spec)
