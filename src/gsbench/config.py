@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from .errors import UserError
 
@@ -34,6 +34,15 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("gsbench_root", lambda: str(REPO_ROOT))
     if not OmegaConf.has_resolver("gsbench_data"):
         OmegaConf.register_new_resolver("gsbench_data", data_dir)
+
+
+def apply_limits(cfg: DictConfig) -> None:
+    """Make the config's ``limits`` the decoders' (the image loader reads ``limits.max_pixels`` itself)."""
+    from .codec import Limits, set_limits
+
+    node = OmegaConf.select(cfg, "limits", default=None) or {}
+    values = {k: node[k] for k in ("max_pixels", "max_evals_per_pixel") if node.get(k) is not None}
+    set_limits(Limits(**{k: int(v) for k, v in values.items()}))
 
 
 def group_options(group: str) -> list[str]:
