@@ -39,6 +39,8 @@ class Limits:
             Real codecs stay above 0.01 bpp; 1/1024 bpp refuses a 600-byte file claiming 100 Mpx while
             leaving a factor 10 of room under any real file.
         max_gaussians, max_gaussians_per_pixel: primitives in the header.
+        min_bits_per_gaussian: a file of ``B`` bytes may declare at most ``8 B / min_bits_per_gaussian``
+            primitives (real files spend 20-130 bits on each, SGI about one).
         max_evals_per_pixel, min_eval_budget: the work a render may take, estimated from the decoded
             primitives' footprints (8 x 8 tiles, 64 evaluations each) before rendering: at most
             ``max(min_eval_budget, max_evals_per_pixel H W)`` Gaussian-pixel evaluations. Real fits use
@@ -54,6 +56,7 @@ class Limits:
     min_bits_per_pixel: float = 1.0 / 1024
     max_gaussians: int = 1 << 24
     max_gaussians_per_pixel: int = 4
+    min_bits_per_gaussian: float = 1.0 / 8
     max_sections: int = 16
     max_evals_per_pixel: int = 32
     min_eval_budget: int = 1 << 20
@@ -155,6 +158,11 @@ def decode_container(data: bytes, limits: Limits | None = None, verify_crc: bool
         raise BitstreamError(
             f"implausible bitstream: {len(data)} bytes cannot describe a {height}x{width} image "
             f"(under {limits.min_bits_per_pixel:.2g} bits per pixel)"
+        )
+    if n > len(data) * 8 / limits.min_bits_per_gaussian:
+        raise BitstreamError(
+            f"implausible bitstream: {len(data)} bytes cannot describe {n} Gaussians "
+            f"(under {limits.min_bits_per_gaussian:.2g} bits each)"
         )
     if count > limits.max_sections:
         raise BitstreamError(f"corrupt bitstream: {count} sections (at most {limits.max_sections})")

@@ -133,9 +133,10 @@ class Method(ABC):
 
     def compress(self, image: torch.Tensor, budget: int, ctx: FitContext) -> Encoded:
         """Fit ``image`` ``[3, H, W]`` and encode it into a bitstream (the ``compress`` task)."""
+        can = [n for n in METHODS.names() if METHODS.get(n).compress is not Method.compress]
         raise UserError(
             f"method {self.name!r} has no compress task; use task=represent, or a method with a codec "
-            "(gi, gi_pp, image_gs, jpeg, webp, avif, jxl)"
+            f"({', '.join(can)})"
         )
 
     def decode(self, data: bytes, ctx: FitContext) -> Decoded:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..codec import DECODERS, BitstreamError, Container, check_output, check_render_budget, encode_container
+from ..codec.guard import check_memory
 from ..codec.streams import ByteReader, decode_symbols, encode_symbols
 from ..gaussians import RenderOptions, render, scale_rot_to_cov
 from ..gaussians.topk import render_topk
@@ -183,10 +184,13 @@ def decode(container: Container, device: torch.device, options: RenderOptions) -
     inverse = bool(flags & 1)
     if np.any(lo[2:4] <= 0):
         raise BitstreamError("corrupt image_gs header: a stored scale range is not positive")
-    s_lo, s_hi = (1.0 / hi[2:4], 1.0 / lo[2:4]) if inverse else (lo[2:4], hi[2:4])
+    with np.errstate(divide="ignore", over="ignore"):  # 1 / a denormal is inf: refused just below
+        s_lo, s_hi = (1.0 / hi[2:4], 1.0 / lo[2:4]) if inverse else (lo[2:4], hi[2:4])
     if np.any(s_lo < SCALE_RANGE[0]) or np.any(s_hi > SCALE_RANGE[1]):
         raise BitstreamError(f"corrupt image_gs header: scales outside {SCALE_RANGE} px")
-    n = container.num_gaussians  # checked against the image size by the container
+    n = container.num_gaussians  # checked against the image size and the file size by the container
+    # symbols (int64), their stacked copy and the float32 values, before anything is allocated
+    check_memory("image_gs bitstream", n * cols * (8 + 8 + 4), container.limits)
     body = ByteReader(container.section("ATTR"), "image_gs ATTR section")
     sym = np.stack([decode_symbols(body, bits, n) for _ in range(cols)], 1)
     body.finish()
