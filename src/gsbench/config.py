@@ -41,8 +41,8 @@ def apply_limits(cfg: DictConfig) -> None:
     from .codec import Limits, set_limits
 
     node = OmegaConf.select(cfg, "limits", default=None) or {}
-    values = {k: node[k] for k in ("max_pixels", "max_evals_per_pixel") if node.get(k) is not None}
-    set_limits(Limits(**{k: int(v) for k, v in values.items()}))
+    kinds = {"max_pixels": int, "max_evals_per_pixel": int, "min_bits_per_pixel": float}
+    set_limits(Limits(**{k: kind(node[k]) for k, kind in kinds.items() if node.get(k) is not None}))
 
 
 def group_options(group: str) -> list[str]:

@@ -99,6 +99,7 @@ RULES: tuple[Rule, ...] = (
     Rule("render.chunk_pixels", INT, 1),
     Rule("limits.max_pixels", INT, 1, 1 << 32),
     Rule("limits.max_evals_per_pixel", INT, 1, 1 << 20),
+    Rule("limits.min_bits_per_pixel", FLOAT, 0, 64, lo_open=True),
     Rule("method.quality", INT, 0, 100),
     Rule("method.hidden", INT, 1, 1024),
     Rule("method.layers", INT, 1, 64),
