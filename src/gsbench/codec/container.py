@@ -36,8 +36,10 @@ class Limits:
     Attributes:
         max_side, max_pixels: the declared image size (``limits.max_pixels`` on the command line).
         min_bits_per_pixel: a file of ``B`` bytes may declare at most ``8 B / min_bits_per_pixel`` pixels
-            (``limits.min_bits_per_pixel``). 1/256 bpp lets 60 GaussianImage Gaussians (420 bytes)
-            describe a Kodak image, and keeps a 5 KB file to 10 Mpx (not 134: a 40 s, multi-GB render).
+            (``limits.min_bits_per_pixel``), or ``free_pixels`` whatever its size. The methods' lowest real
+            rates are 0.07-0.15 bpp; 1/32 bpp keeps a 40 KB (Kodak-size) file to 10 Mpx and a 5 KB one
+            to 4 Mpx (not 134: a 40 s, multi-GB render), while ``free_pixels`` (4 Mpx, about a second
+            and 200 MB to render) lets a handful of Gaussians describe a Kodak image.
         max_gaussians, max_gaussians_per_pixel: primitives in the header.
         min_bits_per_gaussian: a file of ``B`` bytes may declare at most ``8 B / min_bits_per_gaussian``
             primitives (real files spend 20-130 bits on each, SGI about one).
@@ -53,7 +55,8 @@ class Limits:
 
     max_side: int = 1 << 16  # pixels per side
     max_pixels: int = 1 << 27  # H x W (134 Mpx; the render alone is 1.6 GB in float32)
-    min_bits_per_pixel: float = 1.0 / 256
+    min_bits_per_pixel: float = 1.0 / 32
+    free_pixels: int = 1 << 22
     max_gaussians: int = 1 << 24
     max_gaussians_per_pixel: int = 4
     min_bits_per_gaussian: float = 1.0 / 8
@@ -153,7 +156,7 @@ def decode_container(data: bytes, limits: Limits | None = None, verify_crc: bool
         raise BitstreamError(f"corrupt bitstream: invalid method name {name!r}")
     height, width, n, count = struct.unpack_from("<IIIB", data, pos)
     _check_sizes(height, width, n, limits, error=BitstreamError)
-    plausible = len(data) * 8 / limits.min_bits_per_pixel
+    plausible = max(limits.free_pixels, len(data) * 8 / limits.min_bits_per_pixel)
     if height * width > plausible:
         raise BitstreamError(
             f"implausible bitstream: {len(data)} bytes cannot describe a {height}x{width} image "
