@@ -22,9 +22,6 @@ from .container import BitstreamError
 
 RAW, ANS_HIST, ANS_GAUSS = 0, 1, 2
 MAX_BITS = 16
-# An ANS stream of real data spends at least 1/64 bit per symbol (the skewest real streams: ~0.1 bit);
-# below that, a few words would make the decoder produce (and allocate) millions of symbols.
-MAX_SYMBOLS_PER_WORD = 32 * 64
 
 
 class ByteReader:
@@ -140,8 +137,6 @@ def decode_symbols(reader: ByteReader, bits: int, count: int) -> np.ndarray:
             raise BitstreamError(f"corrupt {reader.what}: invalid Gaussian model ({mean}, {std})")
         params = (lo, hi, mean, std)
     (words,) = reader.unpack("I")
-    if count > MAX_SYMBOLS_PER_WORD * max(words, 1):
-        raise BitstreamError(f"corrupt {reader.what}: {count} symbols cannot come from {words} ANS words")
     compressed = reader.array("<u4", words)
     decoded = entropy_decode(reader.what, compressed, mode, params, count)
     if decoded.shape != (count,):
