@@ -186,3 +186,26 @@ def test_image_size_limit_is_gsbench_own_and_configurable(tmp_path):
     with pytest.raises(ImageError, match=r"raise limits\.max_pixels"):
         load_image(small, max_pixels=1000)
     assert load_image(small, max_pixels=1200)[0].shape == (3, 30, 40)
+
+
+def test_ctrl_c_in_a_sweep_resumes_the_sweep_folder(tmp_path, capsys, monkeypatch):
+    from gsbench.runner import job
+
+    folder = folder_of_images(tmp_path, n=1)
+    real = job._run_image
+    calls = {"n": 0}
+
+    def interrupt_second_job(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(job, "_run_image", interrupt_second_job)
+    sweep = tmp_path / "sweep"
+    argv = ["-m", "dataset=folder", f"dataset.path={folder}", *TINY, "gaussians=20,30", "sweep_report=false"]
+    code, _, err = run([*argv, f"hydra.sweep.dir={sweep}"], capsys)
+    assert code == 130 and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("gsbench: interrupted; 1 image finished")
+    assert line.endswith(f"hydra.sweep.dir={sweep}") and " -m " in line
