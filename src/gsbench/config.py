@@ -42,7 +42,10 @@ def apply_limits(cfg: DictConfig) -> None:
 
     node = OmegaConf.select(cfg, "limits", default=None) or {}
     kinds = {"max_pixels": int, "max_evals_per_pixel": int, "min_bits_per_pixel": float}
-    set_limits(Limits(**{k: kind(node[k]) for k, kind in kinds.items() if node.get(k) is not None}))
+    values = {k: kind(node[k]) for k, kind in kinds.items() if node.get(k) is not None}
+    if "max_evals_per_pixel" in values:  # one knob for both work bounds (per pixel, per bit of file)
+        values["max_evals_per_bit"] = values["max_evals_per_pixel"]
+    set_limits(Limits(**values))
 
 
 def group_options(group: str) -> list[str]:

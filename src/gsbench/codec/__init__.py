@@ -44,9 +44,11 @@ class DecodedGaussians:
         options: RenderOptions,
         limits: Limits | None = None,
         what: str = "bitstream",
+        file_bytes: int = 0,
     ) -> None:
         # checked here, before any render: finite values, bounded colours, bounded work and memory
-        check_render_budget(what, means, cov, colors, height, width, limits or current_limits())
+        limits = limits or current_limits()
+        check_render_budget(what, means, cov, colors, height, width, limits, file_bytes)
         self.means, self.cov, self.colors = means, cov, colors
         self.height, self.width, self.options, self.what = height, width, options, what
         self.num_gaussians = int(means.shape[0])

@@ -43,11 +43,13 @@ class Limits:
         max_gaussians, max_gaussians_per_pixel: primitives in the header.
         min_bits_per_gaussian: a file of ``B`` bytes may declare at most ``8 B / min_bits_per_gaussian``
             primitives (real files spend 20-130 bits on each, SGI about one).
-        max_evals_per_pixel, min_eval_budget: the work a render may take, estimated from the decoded
-            primitives' footprints (8 x 8 tiles, 64 evaluations each) before rendering: at most
-            ``max(min_eval_budget, max_evals_per_pixel H W)`` Gaussian-pixel evaluations. Real fits use
-            5-25 per pixel (a 5,000-Gaussian Kodak fit: 10); 32 keeps a hostile Kodak-size file to about
-            the render time of the largest real one.
+        max_evals_per_pixel, max_evals_per_bit, min_eval_budget: the work a render may take, estimated
+            from the decoded primitives' footprints (8 x 8 tiles, 64 evaluations each) before rendering:
+            at most ``max(min_eval_budget, max_evals_per_pixel H W, max_evals_per_bit 8 B)``
+            Gaussian-pixel evaluations for a file of ``B`` bytes. Real files stay under one or the
+            other: many small Gaussians use 10-30 per pixel (a 5,000-Gaussian gi_pp Kodak fit: 10),
+            few large ones (SGI: 110 per pixel) 10-40 per bit of file; a gi_pp Kodak file whose
+            covariances are blown up asks for 128 per pixel and 168 per bit, and is refused.
         max_memory_bytes: estimated decoder + renderer memory.
         max_macs_per_pixel: multiply-adds per pixel of a coordinate network (COIN; 13 x 49 nets use 30k).
         max_mlp_macs_per_pixel: multiply-adds per pixel of per-primitive MLPs (SGI uses a few hundred).
@@ -61,7 +63,8 @@ class Limits:
     max_gaussians_per_pixel: int = 4
     min_bits_per_gaussian: float = 1.0 / 8
     max_sections: int = 16
-    max_evals_per_pixel: int = 32
+    max_evals_per_pixel: int = 64
+    max_evals_per_bit: int = 64
     min_eval_budget: int = 1 << 20
     max_memory_bytes: int = 8 << 30
     max_macs_per_pixel: int = 1 << 16
@@ -92,6 +95,7 @@ class Container:
     num_gaussians: int
     sections: dict[str, bytes] = field(default_factory=dict)
     limits: Limits = field(default=DEFAULT_LIMITS, compare=False, repr=False)
+    nbytes: int = field(default=0, compare=False, repr=False)  # the file's size (plausibility checks)
 
     def section(self, tag: str) -> bytes:
         """The bytes of section ``tag``; a clear error when the file has none."""
@@ -194,7 +198,7 @@ def decode_container(data: bytes, limits: Limits | None = None, verify_crc: bool
         pos += length
     if pos != body_end:
         raise BitstreamError(f"corrupt bitstream: {body_end - pos} unexplained bytes after the sections")
-    return Container(name.decode("ascii"), height, width, n, sections, limits)
+    return Container(name.decode("ascii"), height, width, n, sections, limits, len(data))
 
 
 def _check_sizes(

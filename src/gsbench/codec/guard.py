@@ -26,6 +26,15 @@ def check_finite(what: str, **tensors: torch.Tensor) -> None:
             raise BitstreamError(f"corrupt {what}: {name} decode to non-finite values")
 
 
+def flush_denormals(*tensors: torch.Tensor) -> None:
+    """Set subnormal floats to zero in place: arithmetic on them is up to 100 times slower on CPUs, so a
+    file full of them (a step or scale of 1e-40) would turn a one-second decode into a minute."""
+    for t in tensors:
+        if t.is_floating_point() and t.numel():
+            tiny = torch.finfo(t.dtype).tiny
+            t.masked_fill_((t != 0) & (t.abs() < tiny), 0.0)
+
+
 def footprint_tiles(means: torch.Tensor, cov: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Tiles each Gaussian's 3-sigma box touches inside the image, ``[N]`` float64 (0 if degenerate)."""
     m, c = means.detach().double(), cov.detach().double()
@@ -52,26 +61,31 @@ def check_render_budget(
     height: int,
     width: int,
     limits: Limits,
+    file_bytes: int = 0,
 ) -> None:
     """Finite attributes, bounded colours, and render work and memory within ``limits``.
 
     Args:
         what: names the file in messages. means ``[N, 2]``, cov ``[N, 3]``, colors ``[N, C]``: what
-            will be rendered, in pixels. height, width: the declared image size.
+            will be rendered, in pixels. height, width: the declared image size. file_bytes: the size
+            of the file they came from (a larger file may ask for more work).
     Raises:
         BitstreamError: naming the first check that fails.
     """
     check_finite(what, positions=means, covariances=cov, colours=colors)
+    flush_denormals(means, cov, colors)
     if colors.numel() and float(colors.abs().max()) > MAX_ABS_COLOR:
         raise BitstreamError(f"corrupt {what}: colours beyond +-{MAX_ABS_COLOR:g}")
     pixels = height * width
     tiles = float(footprint_tiles(means, cov, height, width).sum()) if means.shape[0] else 0.0
     evals = tiles * TILE * TILE
-    budget = max(limits.min_eval_budget, limits.max_evals_per_pixel * pixels)
+    bits = 8 * file_bytes
+    budget = max(limits.min_eval_budget, limits.max_evals_per_pixel * pixels, limits.max_evals_per_bit * bits)
     if evals > budget:
         raise BitstreamError(
             f"implausible {what}: rendering it needs {evals:.3g} Gaussian-pixel evaluations "
-            f"({evals / pixels:.0f} per pixel; the limit is {limits.max_evals_per_pixel}, "
+            f"({evals / pixels:.0f} per pixel, {evals / max(bits, 1):.0f} per bit of file; the limit is "
+            f"{limits.max_evals_per_pixel} per pixel or {limits.max_evals_per_bit} per bit, "
             "limits.max_evals_per_pixel)"
         )
     memory = pixels * max(colors.shape[1], 1) * 4 * 2 + tiles * INTERSECTION_BYTES

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..codec import DECODERS, BitstreamError, Container, check_output, encode_container
-from ..codec.guard import check_memory
+from ..codec.guard import check_memory, flush_denormals
 from ..codec.streams import ByteReader
 from ..errors import UserError
 from ..gaussians.render import RenderOptions
@@ -36,6 +36,7 @@ from .loop import optimise
 IN_DIM, OUT_DIM = 2, 3
 MAX_HIDDEN, MAX_LAYERS = 1024, 64  # what a decoder accepts
 ARCH_FORMAT = "<HHBBff"
+W0_RANGE = (1e-3, 1e4)  # SIREN frequencies a decoder accepts
 RENDER_CHUNK = 1 << 16  # pixels per forward pass when rendering (bounds memory for large images)
 
 
@@ -190,7 +191,13 @@ def decode_coin(
             f"corrupt coin bitstream: {layers} layers of width {hidden} "
             f"(accepted: 1..{MAX_LAYERS} layers, width 1..{MAX_HIDDEN})"
         )
-    if not (math.isfinite(w0) and math.isfinite(w0_initial) and 0 < w0 <= 1e4 and 0 < w0_initial <= 1e4):
+    # w0 near 1e-38 makes every product subnormal (a 30 s decode); real nets use 1..100
+    if not (
+        math.isfinite(w0)
+        and math.isfinite(w0_initial)
+        and W0_RANGE[0] <= min(w0, w0_initial)
+        and max(w0, w0_initial) <= W0_RANGE[1]
+    ):
         raise BitstreamError(f"corrupt coin bitstream: invalid w0 ({w0}, {w0_initial})")
     count = num_params(hidden, layers)
     weights = container.section("WGTS")
@@ -214,6 +221,7 @@ def decode_coin(
         raise BitstreamError("corrupt coin bitstream: non-finite weights")
     model = Siren(hidden, layers, w0, w0_initial, seed=None)
     values = torch.from_numpy(flat.astype(np.float32))
+    flush_denormals(values)
     pos = 0
     with torch.no_grad():
         for lin in model.linears:

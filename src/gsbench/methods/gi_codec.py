@@ -161,4 +161,6 @@ def decode_gi(c: Container, device: torch.device, options) -> DecodedGaussians:
     for s in range(stages):
         colors = colors + books[s][idx_t[:, s]]
     means, cov = gi_tensors(xyz, chol, c.height, c.width)
-    return DecodedGaussians(means, cov, colors, c.height, c.width, options, c.limits, "gi bitstream")
+    return DecodedGaussians(
+        means, cov, colors, c.height, c.width, options, c.limits, "gi bitstream", c.nbytes
+    )

@@ -148,4 +148,6 @@ def decode_gipp(c: Container, device: torch.device, options) -> DecodedGaussians
     if logcov.numel() and float(logcov[:, [0, 2]].max()) > MAX_LOG_VARIANCE:
         raise BitstreamError(f"corrupt gi_pp section COVA: a log-variance above {MAX_LOG_VARIANCE}")
     cov = from_log(logcov)
-    return DecodedGaussians(means, cov, colors, c.height, c.width, options, c.limits, "gi_pp bitstream")
+    return DecodedGaussians(
+        means, cov, colors, c.height, c.width, options, c.limits, "gi_pp bitstream", c.nbytes
+    )

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..codec import DECODERS, BitstreamError, Container, check_output, check_render_budget, encode_container
-from ..codec.guard import check_memory
+from ..codec.guard import check_memory, flush_denormals
 from ..codec.streams import ByteReader, decode_symbols, encode_symbols
 from ..gaussians import RenderOptions, render, scale_rot_to_cov
 from ..gaussians.topk import render_topk
@@ -202,9 +202,17 @@ def decode(container: Container, device: torch.device, options: RenderOptions) -
     )
     footprint = "tile" if flags & 4 else "pixel"
     spec = RenderSpec(inverse, MODES[mode], int(k), float(eps), bool(flags & 2), footprint)
+    flush_denormals(values)
     means, cov, colors = to_gaussians(values, container.height, container.width, inverse)
     # finite, bounded colours, render work and memory within the limits: checked before any render
     check_render_budget(
-        "image_gs bitstream", means, cov, colors, container.height, container.width, container.limits
+        "image_gs bitstream",
+        means,
+        cov,
+        colors,
+        container.height,
+        container.width,
+        container.limits,
+        container.nbytes,
     )
     return ImageGSDecoded(values, container.height, container.width, options, spec)

@@ -265,7 +265,9 @@ def read_sgi(c: Container) -> SGIParts:
 def decode_sgi(c: Container, device: torch.device, options) -> DecodedGaussians:
     """Rebuild the Gaussians of an ``sgi`` file from its sections alone."""
     means, cov, colors = read_sgi(c).gaussians(c.height, c.width, device)
-    return DecodedGaussians(means, cov, colors, c.height, c.width, options, c.limits, "sgi bitstream")
+    return DecodedGaussians(
+        means, cov, colors, c.height, c.width, options, c.limits, "sgi bitstream", c.nbytes
+    )
 
 
 def attribute_bits(sym: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> float:
