@@ -95,7 +95,8 @@ def test_declared_size_is_checked_against_the_payload_and_the_limit(seeds):
 def test_render_work_is_bounded_before_rendering(seeds):
     """Every Gaussian blown up to cover the image: refused from the estimate, not after minutes."""
     with pytest.raises(BitstreamError, match="Gaussian-pixel evaluations"):
-        decode_bitstream(seeds["gi_pp"], limits=Limits(max_evals_per_pixel=1, max_evals_per_bit=1, min_eval_budget=1))
+        tight = Limits(max_evals_per_pixel=1, max_evals_per_bit=1, min_eval_budget=1)
+        decode_bitstream(seeds["gi_pp"], limits=tight)
 
 
 @pytest.mark.parametrize(("count", "outliers"), [(100_000, 1), (100_000, 10), (1_000_000, 3)])
