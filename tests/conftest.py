@@ -42,3 +42,12 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"shared data not found at {SHARED}")
     return SHARED
+
+
+@pytest.fixture(autouse=True)
+def _default_bitstream_limits():
+    """In-process CLI runs set the decoders' limits from their config: each test starts from the defaults."""
+    yield
+    from gsbench.codec.container import DEFAULT_LIMITS, set_limits
+
+    set_limits(DEFAULT_LIMITS)

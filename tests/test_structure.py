@@ -21,9 +21,10 @@ PACKAGE = SRC / "gsbench"
 # parts of any lower layer; parts of one layer are independent of each other.
 LAYERS: list[tuple[str, ...]] = [
     ("__main__", "train_init", "report"),  # entry points; report reads records (see REPORT_MAY_IMPORT)
-    ("runner",),
+    # start-up: config checks and validation read the method registry and set the bitstream limits
+    ("runner", "config", "validation"),
     ("methods",),
-    ("gaussians", "codec", "data", "loggers", "config"),
+    ("gaussians", "codec", "data", "loggers"),
     # the table columns read the metric registry; metrics (a leaf: images in, numbers out) sit below them
     ("kernels", "columns"),
     ("metrics",),

@@ -141,19 +141,15 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path):
     folder = make_folder(tmp_path, n=2)
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
     sweep = tmp_path / "sweep"
-    res = gsbench(
-        "-m",
-        "method=jpeg",
-        "task=compress",
-        "method.quality=10,101,40",  # 101 is out of range: that job fails as a whole
-        "dataset=folder",
-        f"dataset.path={folder}",
-        *FAST,
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
-        f"hydra.sweep.dir={sweep}",
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
+    args = ["-m", "method=jpeg", "task=compress", "dataset=folder", *FAST, "hydra/launcher=joblib"]
+    args += ["hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"]
+    bad = gsbench(*args, "method.quality=10,101,40", f"dataset.path={folder}")
+    assert bad.returncode == 2 and "method.quality=101 is invalid" in bad.stderr  # refused before any job
+    assert not sweep.exists()
+    # a missing folder: that job fails as a whole, the others go on; a broken image fails alone
+    res = gsbench(*args, "method.quality=10,40", f"dataset.path={folder},{tmp_path}/missing")
+    assert res.returncode == 1, res.stderr[-3000:]  # not every image of every job is ok
+    assert "gsbench: 2 images failed" in res.stderr
     recs = all_records(sweep)
     assert sorted((r["budget"], r["image"], r["status"]) for r in recs) == [
         (10, "broken", "failed"),
@@ -165,10 +161,11 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path):
     ]
     assert all("broken.png" in r["error"] for r in recs if r["status"] == "failed")
     jobs = job_dirs(sweep)
-    assert len(jobs) == 3
-    (failed_job,) = [j for j in jobs if not list((sweep / j).rglob("records/**/*.json"))]
-    log = "".join(p.read_text() for p in (sweep / failed_job).glob("*.log"))
-    assert "job failed: method.quality must be an integer in 0..100" in log
+    assert len(jobs) == 4
+    failed_jobs = [j for j in jobs if not list((sweep / j).rglob("records/**/*.json"))]
+    assert len(failed_jobs) == 2
+    log = "".join(p.read_text() for j in failed_jobs for p in (sweep / j).glob("*.log"))
+    assert "job failed:" in log and "missing" in log
 
 
 def test_slurm_launcher_config(tmp_path):

@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from .errors import UserError
 
@@ -34,6 +34,18 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("gsbench_root", lambda: str(REPO_ROOT))
     if not OmegaConf.has_resolver("gsbench_data"):
         OmegaConf.register_new_resolver("gsbench_data", data_dir)
+
+
+def apply_limits(cfg: DictConfig) -> None:
+    """Make the config's ``limits`` the decoders' (the image loader reads ``limits.max_pixels`` itself)."""
+    from .codec import Limits, set_limits
+
+    node = OmegaConf.select(cfg, "limits", default=None) or {}
+    kinds = {"max_pixels": int, "max_evals_per_pixel": int, "min_bits_per_pixel": float}
+    values = {k: kind(node[k]) for k, kind in kinds.items() if node.get(k) is not None}
+    if "max_evals_per_pixel" in values:  # one knob for both work bounds (per pixel, per bit of file)
+        values["max_evals_per_bit"] = values["max_evals_per_pixel"]
+    set_limits(Limits(**values))
 
 
 def group_options(group: str) -> list[str]:

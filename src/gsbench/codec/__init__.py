@@ -15,7 +15,16 @@ import torch
 
 from ..gaussians.render import RenderOptions, render
 from ..registry import Registry
-from .container import BitstreamError, Container, Limits, decode_container, encode_container
+from .container import (
+    BitstreamError,
+    Container,
+    Limits,
+    current_limits,
+    decode_container,
+    encode_container,
+    set_limits,
+)
+from .guard import check_output, check_render_budget
 
 # A decoder returns a ``gsbench.methods.base.Representation`` (render(), height, width, num_gaussians,
 # num_params); typed loosely because this layer sits below the methods and cannot name their interface.
@@ -30,9 +39,23 @@ class DecodedGaussians:
         means: ``[N, 2]`` pixels; cov: ``[N, 3]`` packed covariances; colors: ``[N, C]``.
     """
 
-    def __init__(self, means, cov, colors, height: int, width: int, options: RenderOptions) -> None:
+    def __init__(
+        self,
+        means,
+        cov,
+        colors,
+        height: int,
+        width: int,
+        options: RenderOptions,
+        limits: Limits | None = None,
+        what: str = "bitstream",
+        file_bytes: int = 0,
+    ) -> None:
+        # checked here, before any render: finite values, bounded colours, bounded work and memory
+        limits = limits or current_limits()
+        check_render_budget(what, means, cov, colors, height, width, limits, file_bytes)
         self.means, self.cov, self.colors = means, cov, colors
-        self.height, self.width, self.options = height, width, options
+        self.height, self.width, self.options, self.what = height, width, options, what
         self.num_gaussians = int(means.shape[0])
 
     @property
@@ -42,8 +65,9 @@ class DecodedGaussians:
 
     @torch.no_grad()
     def render(self) -> torch.Tensor:
-        """``[C, H, W]`` decoded image (raw)."""
-        return render(self.means, self.cov, self.colors, self.height, self.width, self.options)
+        """``[C, H, W]`` decoded image (raw); BitstreamError if it is not finite."""
+        out = render(self.means, self.cov, self.colors, self.height, self.width, self.options)
+        return check_output(self.what, out)
 
 
 def decode_bitstream(
@@ -51,19 +75,21 @@ def decode_bitstream(
     device: torch.device | str = "cpu",
     options: RenderOptions | None = None,
     verify_crc: bool = True,
+    limits: Limits | None = None,
 ):
     """Decode a gsbench bitstream with the decoder of the method named in the file.
 
     Args:
         data: the file's bytes. device: where the Gaussians go. options: how to render them.
         verify_crc: check the CRC-32 first (the fuzz tests turn it off to exercise every parser).
+        limits: what the decoder accepts (default: :func:`current_limits`).
     Returns:
         A representation: ``render() -> [C, H, W]``, ``height``, ``width``, ``num_gaussians``, ``num_params``.
 
     Raises:
         BitstreamError: for a malformed file or a method this gsbench cannot decode.
     """
-    container = decode_container(data, verify_crc=verify_crc)
+    container = decode_container(data, limits=limits, verify_crc=verify_crc)
     if container.method not in DECODERS:
         known = ", ".join(DECODERS.names()) or "none registered (import gsbench.methods first)"
         raise BitstreamError(f"no decoder for method {container.method!r}; known: {known}")
@@ -76,7 +102,9 @@ __all__ = [
     "Container",
     "DecodedGaussians",
     "Limits",
+    "current_limits",
     "decode_bitstream",
     "decode_container",
     "encode_container",
+    "set_limits",
 ]

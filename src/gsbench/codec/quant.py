@@ -123,7 +123,10 @@ def read_lsq(reader: ByteReader, count: int, channels: int, device: torch.device
         raise_corrupt(reader, f"quantiser has {got} channels of {bits} bits, expected {channels} channels")
     scale, offset = read_quantizer(reader, channels)
     sym = np.stack([decode_symbols(reader, bits, count) for _ in range(channels)], axis=1)
-    return dequantize(torch.from_numpy(sym).to(device), scale.to(device), offset.to(device))
+    values = dequantize(torch.from_numpy(sym).to(device), scale.to(device), offset.to(device))
+    if values.numel() and not bool(torch.isfinite(values).all()):  # a huge step overflows float32
+        raise_corrupt(reader, "dequantised values overflow float32")
+    return values
 
 
 def read_quantizer(reader: ByteReader, channels: int) -> tuple[torch.Tensor, torch.Tensor]:

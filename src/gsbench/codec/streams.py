@@ -98,43 +98,70 @@ def encode_symbols(symbols: np.ndarray, bits: int, entropy: bool) -> bytes:
     if sym.size and (sym.min() < 0 or sym.max() >= 1 << bits):
         raise ValueError(f"symbols outside [0, 2**{bits})")
     candidates = [bytes([RAW]) + pack_uint(sym, bits)]
-    if entropy and sym.size:
+    if entropy and sym.size and sym.min() < sym.max():
+        # one distinct symbol has no ANS model (constriction refuses a one-symbol alphabet): raw it is
         candidates += [_encode_hist(sym), _encode_gauss(sym)]
     return min(candidates, key=len)  # ties keep the earlier (simpler) mode
 
 
 def decode_symbols(reader: ByteReader, bits: int, count: int) -> np.ndarray:
-    """Read one symbol stream of ``count`` symbols from ``reader``: ``[count]`` int64."""
+    """Read one symbol stream of ``count`` symbols from ``reader``: ``[count]`` int64.
+
+    Every parameter that reaches the entropy coder is checked against what :func:`encode_symbols` can
+    write (an ANS stream always has at least two distinct symbols, a Gaussian model's mean lies in its
+    range and its std in ``[0.5, 2^bits]``), so constriction never sees a model it would reject or panic on.
+    """
+    if not 1 <= bits <= MAX_BITS or count < 0:
+        raise BitstreamError(f"corrupt {reader.what}: {count} symbols of {bits} bits")
     (mode,) = reader.unpack("B")
     if mode == RAW:
         return unpack_uint(reader.take((count * bits + 7) // 8), bits, count)
     if mode not in (ANS_HIST, ANS_GAUSS):
         raise BitstreamError(f"corrupt {reader.what}: unknown symbol-stream mode {mode}")
     lo, hi = reader.unpack("HH")
-    if not lo <= hi < 1 << bits:
+    if not lo < hi < 1 << bits:
         raise BitstreamError(f"corrupt {reader.what}: symbol range {lo}..{hi} for {bits}-bit symbols")
+    if count == 0:
+        raise BitstreamError(f"corrupt {reader.what}: an entropy-coded stream of zero symbols")
     if mode == ANS_HIST:
         counts = np.array([reader.varint() for _ in range(hi - lo + 1)], dtype=np.float64)
         if counts.sum() != count:
             raise BitstreamError(f"corrupt {reader.what}: histogram sums to {counts.sum():.0f}, not {count}")
         present = np.flatnonzero(counts)
-        model = _categorical(counts[present]) if count else None
+        if present.size < 2:
+            raise BitstreamError(f"corrupt {reader.what}: a histogram with fewer than two symbols")
+        params: tuple = (counts[present],)
     else:
         mean, std = reader.unpack("ff")
-        if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
+        if not (np.isfinite(mean) and np.isfinite(std) and lo <= mean <= hi and 0.5 <= std <= 1 << bits):
             raise BitstreamError(f"corrupt {reader.what}: invalid Gaussian model ({mean}, {std})")
-        model = _gaussian(lo, hi, mean, std)
+        params = (lo, hi, mean, std)
     (words,) = reader.unpack("I")
     compressed = reader.array("<u4", words)
-    if count == 0:
-        return np.zeros(0, dtype=np.int64)
+    decoded = entropy_decode(reader.what, compressed, mode, params, count)
+    if decoded.shape != (count,):
+        raise BitstreamError(f"corrupt {reader.what}: entropy decoding gave {decoded.shape} symbols")
+    return present[decoded] + lo if mode == ANS_HIST else decoded
+
+
+def entropy_decode(what: str, words: np.ndarray, mode: int, params: tuple, count: int) -> np.ndarray:
+    """Decode ``count`` symbols with constriction; any failure, a Rust panic included, is a BitstreamError.
+
+    pyo3 raises a panic as ``PanicException``, which derives from ``BaseException``: ``except Exception``
+    would let it kill a sweep worker. Only Ctrl-C and ``sys.exit`` go through unchanged.
+    """
     import constriction
 
     try:
-        decoded = constriction.stream.stack.AnsCoder(compressed).decode(model, count).astype(np.int64)
-    except Exception as exc:  # constriction rejects some corrupt word sequences
-        raise BitstreamError(f"corrupt {reader.what}: entropy decoding failed ({exc})") from exc
-    return present[decoded] + lo if mode == ANS_HIST else decoded
+        model = _categorical(*params) if mode == ANS_HIST else _gaussian(*params)
+        out = constriction.stream.stack.AnsCoder(words).decode(model, count)
+        return np.asarray(out).astype(np.int64)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # a Rust panic (see the docstring)
+        raise BitstreamError(
+            f"corrupt {what}: entropy decoding failed ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _encode_hist(sym: np.ndarray) -> bytes:

@@ -10,7 +10,10 @@ The policy is documented in ``docs/datasets.md``.
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +22,9 @@ from PIL import Image, UnidentifiedImageError
 
 log = logging.getLogger(__name__)
 
-#: Largest accepted image, in pixels (width * height).  100 MP ~ 1.2 GB as float32 RGB.
+#: Largest accepted image, in pixels (width * height), unless ``limits.max_pixels`` says otherwise.
+#: 100 MP ~ 1.2 GB as float32 RGB. Pillow's own decompression-bomb limit is switched off while gsbench
+#: reads a file, so this limit (and its message) is the only one, and it can be raised.
 MAX_PIXELS = 100_000_000
 
 # PNG raw modes of 16-bit-per-channel images that Pillow silently reduces to 8 bits, mapped to
@@ -41,6 +46,22 @@ _ORIENTATION_NAMES = {
 }
 
 
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+@contextmanager
+def own_size_limit() -> Iterator[None]:
+    """Pillow's decompression-bomb check off (it would refuse > 179 MP with its own message, whatever
+    ``max_pixels`` says); gsbench checks the size from the header, before any pixel is decoded."""
+    with _PIL_LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
 class ImageError(Exception):
     """An image file that cannot be used; the message names the file and the reason."""
 
@@ -59,8 +80,8 @@ def load_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> tuple[torch
     _check_file(path)
     notes: list[str] = []
     try:
-        with warnings.catch_warnings():
-            # we apply our own, explicit size limit (max_pixels) below instead of Pillow's warning
+        with warnings.catch_warnings(), own_size_limit():
+            # our own, explicit size limit (max_pixels) instead of Pillow's warning and error
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 _check_size(path, im.size, max_pixels)
@@ -96,8 +117,8 @@ def _check_size(path: Path, size: tuple[int, int], max_pixels: int) -> None:
         raise ImageError(f"{path}: zero-size image ({w}x{h})")
     if w * h > max_pixels:
         raise ImageError(
-            f"{path}: image too large ({w}x{h} = {w * h / 1e6:.1f} MP > {max_pixels / 1e6:.0f} MP limit); "
-            "downscale it first"
+            f"{path}: image too large ({w}x{h} = {w * h / 1e6:.1f} MP > {max_pixels / 1e6:g} MP, gsbench's "
+            "limit); downscale it first, or raise limits.max_pixels"
         )
 
 

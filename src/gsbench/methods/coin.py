@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..codec import DECODERS, BitstreamError, Container, encode_container
+from ..codec import DECODERS, BitstreamError, Container, check_output, encode_container
+from ..codec.guard import check_memory, flush_denormals
 from ..codec.streams import ByteReader
 from ..errors import UserError
 from ..gaussians.render import RenderOptions
@@ -35,6 +36,7 @@ from .loop import optimise
 IN_DIM, OUT_DIM = 2, 3
 MAX_HIDDEN, MAX_LAYERS = 1024, 64  # what a decoder accepts
 ARCH_FORMAT = "<HHBBff"
+W0_RANGE = (1e-3, 1e4)  # SIREN frequencies a decoder accepts
 RENDER_CHUNK = 1 << 16  # pixels per forward pass when rendering (bounds memory for large images)
 
 
@@ -155,7 +157,7 @@ class DecodedCoin(Decoded):
 
     @torch.no_grad()
     def render(self) -> torch.Tensor:
-        return self.model.render(self.height, self.width)
+        return check_output("coin bitstream", self.model.render(self.height, self.width))
 
     @property
     def num_params(self) -> int:
@@ -193,7 +195,13 @@ def decode_coin(
             f"corrupt coin bitstream: {layers} layers of width {hidden} "
             f"(accepted: 1..{MAX_LAYERS} layers, width 1..{MAX_HIDDEN})"
         )
-    if not (math.isfinite(w0) and math.isfinite(w0_initial) and 0 < w0 <= 1e4 and 0 < w0_initial <= 1e4):
+    # w0 near 1e-38 makes every product subnormal (a 30 s decode); real nets use 1..100
+    if not (
+        math.isfinite(w0)
+        and math.isfinite(w0_initial)
+        and W0_RANGE[0] <= min(w0, w0_initial)
+        and max(w0, w0_initial) <= W0_RANGE[1]
+    ):
         raise BitstreamError(f"corrupt coin bitstream: invalid w0 ({w0}, {w0_initial})")
     count = num_params(hidden, layers)
     weights = container.section("WGTS")
@@ -202,11 +210,22 @@ def decode_coin(
             f"corrupt coin bitstream: WGTS holds {len(weights)} bytes; "
             f"a net of {layers} layers of width {hidden} needs {2 * count}"
         )
+    macs, budget = count * container.height * container.width, container.limits.max_macs_per_pixel
+    if count > budget:  # one forward pass per pixel: refuse before minutes of evaluation
+        raise BitstreamError(
+            f"implausible coin bitstream: {count} multiply-adds per pixel, {macs:.3g} in all "
+            f"(limit {budget} per pixel, limits.max_macs_per_pixel)"
+        )
+    # coordinates and the output (float32, 2 + 3 per pixel, twice for the concatenation) plus the
+    # activations of one chunk of pixels
+    memory = container.height * container.width * 5 * 4 * 2 + RENDER_CHUNK * hidden * 4 * 2
+    check_memory("coin bitstream", memory, container.limits)
     flat = ByteReader(weights, "coin WGTS section").array("<f2", count)
     if not np.isfinite(flat).all():
         raise BitstreamError("corrupt coin bitstream: non-finite weights")
     model = Siren(hidden, layers, w0, w0_initial, seed=None)
     values = torch.from_numpy(flat.astype(np.float32))
+    flush_denormals(values)
     pos = 0
     with torch.no_grad():
         for lin in model.linears:

@@ -182,7 +182,7 @@ def encode_gi(
 
 @DECODERS.register("gi")
 def decode_gi(c: Container, device: torch.device, options) -> DecodedGaussians:
-    """Rebuild the Gaussians of a ``gi`` file."""
+    """Rebuild the Gaussians of a ``gi`` file (every value checked finite, render work bounded)."""
     n = c.num_gaussians
     pos = ByteReader(c.section("POSN"), "gi section POSN")
     xyz = torch.from_numpy(pos.array("<f2", 2 * n).reshape(n, 2)).to(device)
@@ -196,7 +196,10 @@ def decode_gi(c: Container, device: torch.device, options) -> DecodedGaussians:
     stages, size, dim = r.unpack("BBB")
     if dim != 3 or not 1 <= stages <= 8 or size < 1:
         raise_corrupt(r, f"codebooks of {stages} x {size} x {dim}")
-    books = torch.from_numpy(r.array("<f4", stages * size * 3).reshape(stages, size, 3)).to(device)
+    books_np = r.array("<f4", stages * size * 3).reshape(stages, size, 3)
+    if not np.isfinite(books_np).all():
+        raise_corrupt(r, "non-finite colour codebook")
+    books = torch.from_numpy(books_np).to(device)
     bits = max(1, math.ceil(math.log2(size)))
     idx = (
         np.stack([decode_symbols(r, bits, n) for _ in range(stages)], axis=1) if n else np.zeros((0, stages))
@@ -209,4 +212,6 @@ def decode_gi(c: Container, device: torch.device, options) -> DecodedGaussians:
     for s in range(stages):
         colors = colors + books[s][idx_t[:, s]]
     means, cov = gi_tensors(xyz, chol, c.height, c.width)
-    return DecodedGaussians(means, cov, colors, c.height, c.width, options)
+    return DecodedGaussians(
+        means, cov, colors, c.height, c.width, options, c.limits, "gi bitstream", c.nbytes
+    )

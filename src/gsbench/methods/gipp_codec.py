@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..codec import DECODERS, DecodedGaussians
+from ..codec import DECODERS, BitstreamError, DecodedGaussians
 from ..codec.container import Container, encode_container
 from ..codec.quant import LsqPlusQuantizer, lsq_preview, read_lsq, write_lsq
 from ..codec.streams import ByteReader
@@ -37,6 +37,7 @@ from .base import Encoded, FitContext
 from .gaussianimage_pp import Trainer, clip_keep, color_norm_for, positive_definite, render_gaussians
 from .loop import optimise
 
+MAX_LOG_VARIANCE = 60.0  # exp(60) px^2: far beyond any image, still finite in float32 products
 LOG_FLOOR = 1e-6  # variances are clamped here before the log (QAT can push one through zero)
 
 
@@ -193,11 +194,16 @@ def encode_gipp(model, quant: GiPPQuantizers, ctx: FitContext, entropy: bool, tr
 
 @DECODERS.register("gi_pp")
 def decode_gipp(c: Container, device: torch.device, options) -> DecodedGaussians:
-    """Rebuild the Gaussians of a ``gi_pp`` file."""
+    """Rebuild the Gaussians of a ``gi_pp`` file (every value checked finite, render work bounded)."""
     out = []
     for tag, channels in (("POSN", 2), ("COVA", 3), ("COLR", 3)):
         reader = ByteReader(c.section(tag), f"gi_pp section {tag}")
         out.append(read_lsq(reader, c.num_gaussians, channels, device))
         reader.finish()
     means, logcov, colors = out
-    return DecodedGaussians(means, from_log(logcov), colors, c.height, c.width, options)
+    if logcov.numel() and float(logcov[:, [0, 2]].max()) > MAX_LOG_VARIANCE:
+        raise BitstreamError(f"corrupt gi_pp section COVA: a log-variance above {MAX_LOG_VARIANCE}")
+    cov = from_log(logcov)
+    return DecodedGaussians(
+        means, cov, colors, c.height, c.width, options, c.limits, "gi_pp bitstream", c.nbytes
+    )

@@ -26,7 +26,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..codec import DECODERS, BitstreamError, Container, encode_container
+from ..codec import DECODERS, BitstreamError, Container, check_output, check_render_budget, encode_container
+from ..codec.guard import check_memory, flush_denormals
 from ..codec.streams import ByteReader, decode_symbols, encode_symbols
 from ..gaussians import RenderOptions, render, scale_rot_to_cov
 from ..gaussians.topk import render_topk
@@ -137,8 +138,10 @@ class ImageGSDecoded:
 
     @torch.no_grad()
     def render(self) -> torch.Tensor:
-        """``[C, H, W]`` decoded image (raw)."""
-        return render_values(self.values, self.height, self.width, self.options, self.spec)
+        """``[C, H, W]`` decoded image (raw); BitstreamError if it is not finite."""
+        return check_output(
+            "image_gs bitstream", render_values(self.values, self.height, self.width, self.options, self.spec)
+        )
 
 
 def encode(
@@ -174,7 +177,7 @@ def decode(container: Container, device: torch.device, options: RenderOptions) -
         raise BitstreamError(f"corrupt image_gs header: {channels} colour channels (1..{MAX_CHANNELS})")
     if not 1 <= bits <= 16 or mode >= len(MODES) or not 1 <= k <= MAX_K or flags & ~7:
         raise BitstreamError(f"corrupt image_gs header: bits {bits}, mode {mode}, k {k}, flags {flags:#x}")
-    if not (math.isfinite(eps) and eps >= 0):
+    if not (math.isfinite(eps) and eps > 0):  # eps 0 divides 0 by 0 where no Gaussian reaches
         raise BitstreamError(f"corrupt image_gs header: eps {eps}")
     cols = 5 + channels
     ranges = head.array("<f4", 2 * cols).reshape(cols, 2)
@@ -185,10 +188,13 @@ def decode(container: Container, device: torch.device, options: RenderOptions) -
     inverse = bool(flags & 1)
     if np.any(lo[2:4] <= 0):
         raise BitstreamError("corrupt image_gs header: a stored scale range is not positive")
-    s_lo, s_hi = (1.0 / hi[2:4], 1.0 / lo[2:4]) if inverse else (lo[2:4], hi[2:4])
+    with np.errstate(divide="ignore", over="ignore"):  # 1 / a denormal is inf: refused just below
+        s_lo, s_hi = (1.0 / hi[2:4], 1.0 / lo[2:4]) if inverse else (lo[2:4], hi[2:4])
     if np.any(s_lo < SCALE_RANGE[0]) or np.any(s_hi > SCALE_RANGE[1]):
         raise BitstreamError(f"corrupt image_gs header: scales outside {SCALE_RANGE} px")
-    n = container.num_gaussians  # checked against the image size by the container
+    n = container.num_gaussians  # checked against the image size and the file size by the container
+    # symbols (int64), their stacked copy and the float32 values, before anything is allocated
+    check_memory("image_gs bitstream", n * cols * (8 + 8 + 4), container.limits)
     body = ByteReader(container.section("ATTR"), "image_gs ATTR section")
     sym = np.stack([decode_symbols(body, bits, n) for _ in range(cols)], 1)
     body.finish()
@@ -200,4 +206,17 @@ def decode(container: Container, device: torch.device, options: RenderOptions) -
     )
     footprint = "tile" if flags & 4 else "pixel"
     spec = RenderSpec(inverse, MODES[mode], int(k), float(eps), bool(flags & 2), footprint)
+    flush_denormals(values)
+    means, cov, colors = to_gaussians(values, container.height, container.width, inverse)
+    # finite, bounded colours, render work and memory within the limits: checked before any render
+    check_render_budget(
+        "image_gs bitstream",
+        means,
+        cov,
+        colors,
+        container.height,
+        container.width,
+        container.limits,
+        container.nbytes,
+    )
     return ImageGSDecoded(values, container.height, container.width, options, spec)

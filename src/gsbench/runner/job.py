@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from ..data import ImageError, ImageItem, load_image, resolve_dataset
 from ..data.identity import dataset_identity
+from ..data.images import MAX_PIXELS
 from ..data.stacks import is_stack, load_stack, save_stack_pngs, stack_info, stack_metrics
 from ..errors import UserError
 from ..gaussians.render import RenderOptions, resolve_backend
@@ -160,10 +161,11 @@ class _Job:
 
 def _run_image(cfg, method, item: ImageItem, device, options, rdir: Path, logger) -> dict[str, Any]:
     groups = None
+    max_pixels = int(OmegaConf.select(cfg, "limits.max_pixels", default=None) or MAX_PIXELS)
     if is_stack(item.path):  # a texture stack: a folder of same-size images, concatenated along channels
-        image, groups, notes = load_stack(item.path)
+        image, groups, notes = load_stack(item.path, max_pixels=max_pixels)
     else:
-        image, notes = load_image(item.path)
+        image, notes = load_image(item.path, max_pixels=max_pixels)
     image = image.to(device)
     ctx = FitContext(
         device=device,

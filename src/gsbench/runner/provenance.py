@@ -33,6 +33,7 @@ PACKAGES = (
 )
 # Keys that change where or how a job runs, not what it computes: left out of the config hash.
 UNHASHED = (
+    "limits",
     "paths",
     "device",
     "logger",

@@ -150,7 +150,12 @@ def read_stream(reader: ByteReader):
         raise BitstreamError(f"corrupt {reader.what}: symbol range {lo}..{hi}")
     data = reader.array("<u4", words)
     reader.finish()
-    return lo, hi, constriction.stream.stack.AnsCoder(data)
+    try:
+        return lo, hi, constriction.stream.stack.AnsCoder(data)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # a Rust panic is a BaseException
+        raise BitstreamError(f"corrupt {reader.what}: invalid ANS words ({exc})") from None
 
 
 def _decode_chunk(coder, family, mean: torch.Tensor, std: torch.Tensor, what: str) -> np.ndarray:
@@ -221,6 +226,13 @@ class SGIParts:
 def read_sgi(c: Container) -> SGIParts:
     """Parse and entropy-decode every section of an ``sgi`` container (BitstreamError if malformed)."""
     head = Header.read(ByteReader(c.section("HEAD"), "sgi section HEAD"), c.num_gaussians)
+    macs = head.seeds * sum(math.prod(shape) for shape in head.mlp_shapes())
+    budget = max(1 << 28, c.limits.max_mlp_macs_per_pixel * c.height * c.width)
+    if macs > budget:  # the MLPs run once per seed: refuse before hours of context modelling
+        raise BitstreamError(
+            f"implausible sgi bitstream: {head.seeds} seeds through its MLPs need {macs:.3g} multiply-adds "
+            f"(limit {budget:.3g}, limits.max_mlp_macs_per_pixel)"
+        )
     max_x, max_y = (c.width - 1) // head.unit, (c.height - 1) // head.unit
     seeds = decode_positions(ByteReader(c.section("SEED"), "sgi section SEED"), head.seeds, max_x, max_y)
     reader = ByteReader(c.section("HASH"), "sgi section HASH")
@@ -253,7 +265,9 @@ def read_sgi(c: Container) -> SGIParts:
 def decode_sgi(c: Container, device: torch.device, options) -> DecodedGaussians:
     """Rebuild the Gaussians of an ``sgi`` file from its sections alone."""
     means, cov, colors = read_sgi(c).gaussians(c.height, c.width, device)
-    return DecodedGaussians(means, cov, colors, c.height, c.width, options)
+    return DecodedGaussians(
+        means, cov, colors, c.height, c.width, options, c.limits, "sgi bitstream", c.nbytes
+    )
 
 
 def attribute_bits(sym: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> float:
