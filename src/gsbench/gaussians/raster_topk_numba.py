@@ -21,7 +21,18 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from .raster_numba import ALPHA_MIN, TILE, as_array, bin_tiles, pixel_range, set_threads
+from .raster_numba import (
+    ALPHA_MIN,
+    SIGMA_CUT,
+    TILE,
+    as_array,
+    bin_tiles,
+    pixel_range,
+    row_span,
+    row_start,
+    set_threads,
+    use_recurrence,
+)
 
 
 @njit(parallel=True, cache=True)
@@ -33,6 +44,7 @@ def topk_forward(
     k = slots.shape[2]
     tiles_x = (width + tile - 1) // tile
     n_ch = colors.shape[1]
+    smax = SIGMA_CUT if cutoff else np.inf
     for t in prange(tstart.shape[0] - 1):
         x0, y0 = (t % tiles_x) * tile, (t // tiles_x) * tile
         x1, y1 = min(x0 + tile, width) - 1, min(y0 + tile, height) - 1
@@ -42,6 +54,8 @@ def topk_forward(
             g = tgid[e]
             mx, my, r = float(means[g, 0]), float(means[g, 1]), float(radius[g])
             a, b, c = float(conic[g, 0]), float(conic[g, 1]), float(conic[g, 2])
+            rec = use_recurrence(a, b, c, smax)
+            ea = np.exp(-a)
             if tile_fp:
                 xa, xb, ya, yb = x0, x1, y0, y1
             else:
@@ -51,14 +65,17 @@ def topk_forward(
                 dy = y - my
                 if not tile_fp and abs(dy) > r:
                     continue
-                for x in range(xa, xb + 1):
+                xs, xe = row_span(mx, a, b, c, dy, smax, xa, xb)
+                wr, qr = row_start(a, b, c, xs - mx, dy, rec)
+                for x in range(xs, xe + 1):
+                    wx, wr, qr = wr, wr * qr, qr * ea  # the recurrence's weight at x, then at x + 1
                     dx = x - mx
                     if not tile_fp and abs(dx) > r:
                         continue
                     sigma = 0.5 * a * dx * dx + 0.5 * c * dy * dy + b * dx * dy
-                    if sigma < 0.0:
+                    if sigma < 0.0 or sigma > smax:
                         continue
-                    w = np.exp(-sigma)
+                    w = wx if rec else np.exp(-sigma)
                     if cutoff and w < ALPHA_MIN:
                         continue
                     ly, lx = y - y0, x - x0
@@ -170,7 +187,7 @@ class RasterizeTopKNumba(torch.autograd.Function):
         part = np.zeros((tgid.shape[0], 5 + n_ch))
         topk_backward(
             as_array(means), as_array(conic), as_array(colors), tstart, tgid, slots, weights,
-            as_array(out.to(torch.float64)), as_array(grad_out.to(torch.float64)), tile, normalise, eps, part,
+            as_array(out), as_array(grad_out.to(colors.dtype)), tile, normalise, eps, part,
         )  # fmt: skip
         d_all = np.zeros((n, 5 + n_ch))
         reduce_slots(gstart, pos, part, d_all)
