@@ -191,3 +191,23 @@ def test_bit_identical_across_runs_and_thread_counts():
 def test_auto_picks_numba_on_the_cpu():
     assert resolve_backend("auto", "cpu") == "numba"
     assert resolve_backend("auto", "cpu", "topk") == "numba"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_clamped_mse_matches_torch(dtype):
+    import torch.nn.functional as F
+
+    from gsbench.gaussians.fused_loss import clamped_mse
+
+    gen = torch.Generator().manual_seed(2)
+    raw = torch.rand(3, 31, 45, generator=gen, dtype=dtype) * 1.6 - 0.3
+    raw[0, 0, :2] = torch.tensor([0.0, 1.0])  # the clamp's edges pass the gradient, as torch's
+    target = torch.rand(3, 31, 45, generator=gen, dtype=dtype)
+    a, b = raw.clone().requires_grad_(), raw.clone().requires_grad_()
+    fused, plain = clamped_mse(a, target), F.mse_loss(b.clamp(0, 1), target)
+    (3 * fused).backward()
+    (3 * plain).backward()
+    assert fused.dtype == dtype
+    torch.testing.assert_close(fused, plain)
+    torch.testing.assert_close(a.grad, b.grad)
+    assert torch.isnan(clamped_mse(torch.full((1, 2, 2), float("nan"), dtype=dtype), target[:1, :2, :2]))

@@ -32,6 +32,7 @@ SIGMA_CUT = 5.55
 # exp. Used where the span is clipped to that ellipse and a <= A_RECURRENCE, so every weight on the
 # span stays above exp(-64) (no underflow; <= 18 steps per tile row keep the drift near 1e-13 relative).
 A_RECURRENCE = 16.0
+SHORT_ROW = 6  # rows of fewer pixels are neither clipped to the ellipse nor run by the recurrence
 
 
 @njit(cache=True)
@@ -101,28 +102,35 @@ def pixel_range(m, r, lo, hi):
 
 
 @njit(inline="always")
-def row_span(mx, a, b, c, dy, smax, lo, hi):
-    """Pixels ``[xa, xb]`` of ``[lo, hi]`` on the row at offset ``dy`` where ``sigma <= smax`` may hold.
-
-    ``sigma(dx) = a dx^2 / 2 + b dy dx + c dy^2 / 2`` is a parabola in ``dx``: its roots bound the span,
-    widened by a pixel (and a relative 1e-6) so that the exact per-pixel test decides at the edges.
-    ``smax = inf`` (no cut-off) or a conic that is not positive definite: the whole ``[lo, hi]``.
-    """
-    det = a * c - b * b
-    if smax == np.inf or a <= 0.0 or det <= 0.0:
-        return lo, hi
-    disc = 2.0 * a * smax - det * dy * dy
-    if disc < 0.0:
-        return 1, 0  # the row misses the ellipse
-    u = mx - b * dy / a
-    h = np.sqrt(disc) / a * (1.0 + 1e-6) + 1.0
-    return int(max(float(lo), np.floor(u - h))), int(min(float(hi), np.ceil(u + h)))
+def clip_span(m, e, lo, hi):
+    """Integer pixels of ``[lo, hi]`` within ``e`` of ``m``, widened (the exact test runs per pixel)."""
+    return int(max(float(lo), np.floor(m - e) - 1.0)), int(min(float(hi), np.ceil(m + e) + 1.0))
 
 
 @njit(inline="always")
-def use_recurrence(a, b, c, smax):
-    """Whether row weights may come from the recurrence (see :data:`A_RECURRENCE`)."""
-    return smax < np.inf and 0.0 < a <= A_RECURRENCE and a * c - b * b > 0.0
+def ellipse(a, b, c, smax):
+    """``(det, rec, ey)`` of a conic: its determinant, whether rows may use the recurrence (see
+    :data:`A_RECURRENCE`), and the half-height of its ``sigma <= smax`` ellipse (inf: unclipped)."""
+    det = a * c - b * b
+    clipped = smax < np.inf and a > 0.0 and det > 0.0
+    ey = np.sqrt(2.0 * smax * a / det) * (1.0 + 1e-6) if clipped else np.inf
+    return det, clipped and a <= A_RECURRENCE, ey
+
+
+@njit(inline="always")
+def row_span(mx, a, b, det, dy, smax, ey, lo, hi):
+    """Pixels ``[xa, xb]`` of ``[lo, hi]`` on the row at offset ``dy`` where ``sigma <= smax`` may hold.
+
+    ``sigma(dx) = a dx^2 / 2 + b dy dx + c dy^2 / 2`` is a parabola in ``dx``: its roots bound the span
+    (widened, so that the exact per-pixel test decides at the edges). ``ey = inf`` (no cut-off, or a
+    conic that is not positive definite): the whole ``[lo, hi]``.
+    """
+    if ey == np.inf or hi - lo < SHORT_ROW:
+        return lo, hi  # short rows: the per-pixel test is cheaper than the square root
+    disc = 2.0 * a * smax - det * dy * dy
+    if disc < 0.0:
+        return 1, 0  # the row misses the ellipse
+    return clip_span(mx - b * dy / a, np.sqrt(disc) / a * (1.0 + 1e-6), lo, hi)
 
 
 @njit(inline="always")
@@ -134,6 +142,14 @@ def row_start(a, b, c, dx, dy, rec):
     return w, np.exp(-(a * dx + 0.5 * a + b * dy))
 
 
+@njit(inline="always")
+def rgb(colors, g):
+    """Gaussian ``g``'s three channels as scalars (zeros unless C = 3): the common case, unrolled."""
+    if colors.shape[1] != 3:
+        return 0.0, 0.0, 0.0
+    return float(colors[g, 0]), float(colors[g, 1]), float(colors[g, 2])
+
+
 @njit(parallel=True, cache=True)
 def sum_forward(means, conic, colors, radius, tstart, tgid, height, width, tile, cutoff, out):
     """``out [C, H, W]`` (zeros on entry) ``+= colour_n w_n(p)`` for every kept Gaussian of each tile."""
@@ -142,23 +158,28 @@ def sum_forward(means, conic, colors, radius, tstart, tgid, height, width, tile,
     n_ch = colors.shape[1]
     smax = SIGMA_CUT if cutoff else np.inf
     for t in prange(n_tiles):
+        if tstart[t + 1] == tstart[t]:
+            continue  # empty tile: out is zero there already
         x0, y0 = (t % tiles_x) * tile, (t // tiles_x) * tile
         x1, y1 = min(x0 + tile, width) - 1, min(y0 + tile, height) - 1
-        acc = np.zeros((n_ch, tile, tile))  # float64 tile buffer, written once below
+        acc = np.zeros((tile, tile, n_ch))  # float64 tile buffer, channels last, written once below
         for e in range(tstart[t], tstart[t + 1]):
             g = tgid[e]
             mx, my, r = float(means[g, 0]), float(means[g, 1]), float(radius[g])
             a, b, c = float(conic[g, 0]), float(conic[g, 1]), float(conic[g, 2])
-            rec = use_recurrence(a, b, c, smax)
+            c0, c1, c2 = rgb(colors, g)
+            det, rec, ey = ellipse(a, b, c, smax)
             ea = np.exp(-a)
             xa, xb = pixel_range(mx, r, x0, x1)
             ya, yb = pixel_range(my, r, y0, y1)
+            ya, yb = clip_span(my, ey, ya, yb)
             for y in range(ya, yb + 1):
                 dy = y - my
                 if abs(dy) > r:
                     continue
-                xs, xe = row_span(mx, a, b, c, dy, smax, xa, xb)
-                wr, qr = row_start(a, b, c, xs - mx, dy, rec)
+                xs, xe = row_span(mx, a, b, det, dy, smax, ey, xa, xb)
+                rec_row = rec and xe - xs >= SHORT_ROW  # short rows: an exp per pixel is cheaper
+                wr, qr = row_start(a, b, c, xs - mx, dy, rec_row)
                 for x in range(xs, xe + 1):
                     wx, wr, qr = wr, wr * qr, qr * ea  # the recurrence's weight at x, then at x + 1
                     dx = x - mx
@@ -167,20 +188,29 @@ def sum_forward(means, conic, colors, radius, tstart, tgid, height, width, tile,
                     sigma = 0.5 * a * dx * dx + 0.5 * c * dy * dy + b * dx * dy
                     if sigma < 0.0 or sigma > smax:
                         continue
-                    w = wx if rec else np.exp(-sigma)
+                    w = wx if rec_row else np.exp(-sigma)
                     if cutoff and w < ALPHA_MIN:
                         continue
-                    for ch in range(n_ch):
-                        acc[ch, y - y0, x - x0] += w * colors[g, ch]
+                    ly, lx = y - y0, x - x0
+                    if n_ch == 3:
+                        acc[ly, lx, 0] += w * c0
+                        acc[ly, lx, 1] += w * c1
+                        acc[ly, lx, 2] += w * c2
+                    else:
+                        for ch in range(n_ch):
+                            acc[ly, lx, ch] += w * colors[g, ch]
         for ch in range(n_ch):
             for y in range(y0, y1 + 1):
                 for x in range(x0, x1 + 1):
-                    out[ch, y, x] = acc[ch, y - y0, x - x0]
+                    out[ch, y, x] = acc[y - y0, x - x0, ch]
 
 
 @njit(parallel=True, cache=True)
-def sum_backward(means, conic, colors, radius, gstart, itile, pos, grad, tile, cutoff, d_geo, d_col):
-    """Per Gaussian: ``d_geo [N, 5]`` = d(mean x, mean y, conic a, b, c), ``d_col [N, C]`` (float64)."""
+def sum_backward(means, conic, colors, radius, gstart, itile, pos, grad, tile, cutoff, whole, d_geo, d_col):
+    """Per Gaussian: ``d_geo [N, 5]`` = d(mean x, mean y, conic a, b, c), ``d_col [N, C]`` (float64).
+
+    ``whole`` (no legacy cap): each Gaussian's footprint in one pass, else tile by tile (its kept ones).
+    """
     height, width = grad.shape[1], grad.shape[2]
     tiles_x = (width + tile - 1) // tile
     n_ch = colors.shape[1]
@@ -188,22 +218,30 @@ def sum_backward(means, conic, colors, radius, gstart, itile, pos, grad, tile, c
     for g in prange(means.shape[0]):
         mx, my, r = float(means[g, 0]), float(means[g, 1]), float(radius[g])
         a, b, c = float(conic[g, 0]), float(conic[g, 1]), float(conic[g, 2])
-        rec = use_recurrence(a, b, c, smax)
+        c0, c1, c2 = rgb(colors, g)
+        det, rec, ey = ellipse(a, b, c, smax)
         ea = np.exp(-a)
-        s_dx = s_dy = s_dxdx = s_dxdy = s_dydy = 0.0
-        for i in range(gstart[g], gstart[g + 1]):
+        s_dx = s_dy = s_dxdx = s_dxdy = s_dydy = d0 = d1 = d2 = 0.0
+        # Without the cap a Gaussian touches its whole footprint: one pass over it instead of one per tile
+        i_end = min(gstart[g + 1], gstart[g] + 1) if whole else gstart[g + 1]
+        for i in range(gstart[g], i_end):
             if pos[i] < 0:
                 continue  # dropped by the legacy cap
             t = itile[i]
             x0, y0 = (t % tiles_x) * tile, (t // tiles_x) * tile
-            xa, xb = pixel_range(mx, r, x0, min(x0 + tile, width) - 1)
-            ya, yb = pixel_range(my, r, y0, min(y0 + tile, height) - 1)
+            x1, y1 = min(x0 + tile, width) - 1, min(y0 + tile, height) - 1
+            if whole:
+                x0, y0, x1, y1 = 0, 0, width - 1, height - 1
+            xa, xb = pixel_range(mx, r, x0, x1)
+            ya, yb = pixel_range(my, r, y0, y1)
+            ya, yb = clip_span(my, ey, ya, yb)
             for y in range(ya, yb + 1):
                 dy = y - my
                 if abs(dy) > r:
                     continue
-                xs, xe = row_span(mx, a, b, c, dy, smax, xa, xb)
-                wr, qr = row_start(a, b, c, xs - mx, dy, rec)
+                xs, xe = row_span(mx, a, b, det, dy, smax, ey, xa, xb)
+                rec_row = rec and xe - xs >= SHORT_ROW
+                wr, qr = row_start(a, b, c, xs - mx, dy, rec_row)
                 for x in range(xs, xe + 1):
                     wx, wr, qr = wr, wr * qr, qr * ea  # the recurrence's weight at x, then at x + 1
                     dx = x - mx
@@ -212,20 +250,29 @@ def sum_backward(means, conic, colors, radius, gstart, itile, pos, grad, tile, c
                     sigma = 0.5 * a * dx * dx + 0.5 * c * dy * dy + b * dx * dy
                     if sigma < 0.0 or sigma > smax:
                         continue
-                    w = wx if rec else np.exp(-sigma)
+                    w = wx if rec_row else np.exp(-sigma)
                     if cutoff and w < ALPHA_MIN:
                         continue
-                    dot = 0.0
-                    for ch in range(n_ch):
-                        gv = grad[ch, y, x]
-                        dot += gv * colors[g, ch]
-                        d_col[g, ch] += w * gv
+                    if n_ch == 3:
+                        g0, g1, g2 = float(grad[0, y, x]), float(grad[1, y, x]), float(grad[2, y, x])
+                        dot = g0 * c0 + g1 * c1 + g2 * c2
+                        d0 += w * g0
+                        d1 += w * g1
+                        d2 += w * g2
+                    else:
+                        dot = 0.0
+                        for ch in range(n_ch):
+                            gv = grad[ch, y, x]
+                            dot += gv * colors[g, ch]
+                            d_col[g, ch] += w * gv
                     gs = -w * dot  # dL/dsigma
                     s_dx += gs * dx
                     s_dy += gs * dy
                     s_dxdx += gs * dx * dx
                     s_dxdy += gs * dx * dy
                     s_dydy += gs * dy * dy
+        if n_ch == 3:
+            d_col[g, 0], d_col[g, 1], d_col[g, 2] = d0, d1, d2
         d_geo[g, 0] = -(a * s_dx + b * s_dy)
         d_geo[g, 1] = -(b * s_dx + c * s_dy)
         d_geo[g, 2] = 0.5 * s_dxdx
@@ -255,7 +302,7 @@ class RasterizeSumNumba(torch.autograd.Function):
         out = np.zeros((colors.shape[1], height, width), dtype=as_array(colors).dtype)
         sum_forward(m, as_array(conic), as_array(colors), r, tstart, tgid, height, width, TILE, cutoff, out)
         ctx.save_for_backward(means, conic, colors, radius)
-        ctx.bins, ctx.cutoff = (gstart, itile, pos), cutoff
+        ctx.bins, ctx.cutoff, ctx.whole = (gstart, itile, pos), cutoff, cap < 0
         return torch.from_numpy(out)
 
     @staticmethod
@@ -267,7 +314,7 @@ class RasterizeSumNumba(torch.autograd.Function):
         grad = as_array(grad_out.to(colors.dtype))
         sum_backward(
             as_array(means), as_array(conic), as_array(colors), as_array(radius), *ctx.bins, grad, TILE,
-            ctx.cutoff, d_geo, d_col,
+            ctx.cutoff, ctx.whole, d_geo, d_col,
         )  # fmt: skip
         d_geo, d_col = torch.from_numpy(d_geo).to(means.dtype), torch.from_numpy(d_col).to(colors.dtype)
         return d_geo[:, :2], d_geo[:, 2:], d_col, None, None, None, None, None

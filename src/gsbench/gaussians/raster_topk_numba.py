@@ -27,11 +27,12 @@ from .raster_numba import (
     TILE,
     as_array,
     bin_tiles,
+    clip_span,
+    ellipse,
     pixel_range,
     row_span,
     row_start,
     set_threads,
-    use_recurrence,
 )
 
 
@@ -54,19 +55,21 @@ def topk_forward(
             g = tgid[e]
             mx, my, r = float(means[g, 0]), float(means[g, 1]), float(radius[g])
             a, b, c = float(conic[g, 0]), float(conic[g, 1]), float(conic[g, 2])
-            rec = use_recurrence(a, b, c, smax)
+            det, rec, ey = ellipse(a, b, c, smax)
             ea = np.exp(-a)
             if tile_fp:
                 xa, xb, ya, yb = x0, x1, y0, y1
             else:
                 xa, xb = pixel_range(mx, r, x0, x1)
                 ya, yb = pixel_range(my, r, y0, y1)
+            ya, yb = clip_span(my, ey, ya, yb)
             for y in range(ya, yb + 1):
                 dy = y - my
                 if not tile_fp and abs(dy) > r:
                     continue
-                xs, xe = row_span(mx, a, b, c, dy, smax, xa, xb)
-                wr, qr = row_start(a, b, c, xs - mx, dy, rec)
+                xs, xe = row_span(mx, a, b, det, dy, smax, ey, xa, xb)
+                rec_row = rec and xe - xs >= 3  # short rows: an exp per pixel is cheaper
+                wr, qr = row_start(a, b, c, xs - mx, dy, rec_row)
                 for x in range(xs, xe + 1):
                     wx, wr, qr = wr, wr * qr, qr * ea  # the recurrence's weight at x, then at x + 1
                     dx = x - mx
@@ -75,7 +78,7 @@ def topk_forward(
                     sigma = 0.5 * a * dx * dx + 0.5 * c * dy * dy + b * dx * dy
                     if sigma < 0.0 or sigma > smax:
                         continue
-                    w = wx if rec else np.exp(-sigma)
+                    w = wx if rec_row else np.exp(-sigma)
                     if cutoff and w < ALPHA_MIN:
                         continue
                     ly, lx = y - y0, x - x0
