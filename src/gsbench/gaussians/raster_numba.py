@@ -143,6 +143,23 @@ def row_start(a, b, c, dx, dy, rec):
 
 
 @njit(inline="always")
+def row_weights(wbuf, xs, xe, mx, dy, a, b, c, smax, rec_row, ea):
+    """``wbuf[0 : xe - xs + 1]``: the weights along a row span, -1 where ``sigma`` is negative or above
+    ``smax`` (without the recurrence). Two plain loops, so the recurrence's never calls ``exp``."""
+    if rec_row:
+        wr, qr = row_start(a, b, c, xs - mx, dy, True)
+        for j in range(xe - xs + 1):
+            wbuf[j] = wr
+            wr *= qr
+            qr *= ea
+    else:
+        for j in range(xe - xs + 1):
+            dx = xs + j - mx
+            sigma = 0.5 * a * dx * dx + 0.5 * c * dy * dy + b * dx * dy
+            wbuf[j] = np.exp(-sigma) if 0.0 <= sigma <= smax else -1.0
+
+
+@njit(inline="always")
 def rgb(colors, g):
     """Gaussian ``g``'s three channels as scalars (zeros unless C = 3): the common case, unrolled."""
     if colors.shape[1] != 3:
@@ -163,6 +180,7 @@ def sum_forward(means, conic, colors, radius, tstart, tgid, height, width, tile,
         x0, y0 = (t % tiles_x) * tile, (t // tiles_x) * tile
         x1, y1 = min(x0 + tile, width) - 1, min(y0 + tile, height) - 1
         acc = np.zeros((tile, tile, n_ch))  # float64 tile buffer, channels last, written once below
+        wbuf = np.empty(tile + 4)  # one row span's weights (a span lies within the tile)
         for e in range(tstart[t], tstart[t + 1]):
             g = tgid[e]
             mx, my, r = float(means[g, 0]), float(means[g, 1]), float(radius[g])
@@ -179,17 +197,11 @@ def sum_forward(means, conic, colors, radius, tstart, tgid, height, width, tile,
                     continue
                 xs, xe = row_span(mx, a, b, det, dy, smax, ey, xa, xb)
                 rec_row = rec and xe - xs >= SHORT_ROW  # short rows: an exp per pixel is cheaper
-                wr, qr = row_start(a, b, c, xs - mx, dy, rec_row)
+                row_weights(wbuf, xs, xe, mx, dy, a, b, c, smax, rec_row, ea)
                 for x in range(xs, xe + 1):
-                    wx, wr, qr = wr, wr * qr, qr * ea  # the recurrence's weight at x, then at x + 1
+                    w = wbuf[x - xs]
                     dx = x - mx
-                    if abs(dx) > r:
-                        continue
-                    sigma = 0.5 * a * dx * dx + 0.5 * c * dy * dy + b * dx * dy
-                    if sigma < 0.0 or sigma > smax:
-                        continue
-                    w = wx if rec_row else np.exp(-sigma)
-                    if cutoff and w < ALPHA_MIN:
+                    if abs(dx) > r or w < 0.0 or (cutoff and w < ALPHA_MIN):
                         continue
                     ly, lx = y - y0, x - x0
                     if n_ch == 3:
@@ -235,23 +247,18 @@ def sum_backward(means, conic, colors, radius, gstart, itile, pos, grad, tile, c
             xa, xb = pixel_range(mx, r, x0, x1)
             ya, yb = pixel_range(my, r, y0, y1)
             ya, yb = clip_span(my, ey, ya, yb)
+            wbuf = np.empty(max(xb - xa + 1, 1))
             for y in range(ya, yb + 1):
                 dy = y - my
                 if abs(dy) > r:
                     continue
                 xs, xe = row_span(mx, a, b, det, dy, smax, ey, xa, xb)
-                rec_row = rec and xe - xs >= SHORT_ROW
-                wr, qr = row_start(a, b, c, xs - mx, dy, rec_row)
+                rec_row = rec and xe - xs >= SHORT_ROW  # short rows: an exp per pixel is cheaper
+                row_weights(wbuf, xs, xe, mx, dy, a, b, c, smax, rec_row, ea)
                 for x in range(xs, xe + 1):
-                    wx, wr, qr = wr, wr * qr, qr * ea  # the recurrence's weight at x, then at x + 1
+                    w = wbuf[x - xs]
                     dx = x - mx
-                    if abs(dx) > r:
-                        continue
-                    sigma = 0.5 * a * dx * dx + 0.5 * c * dy * dy + b * dx * dy
-                    if sigma < 0.0 or sigma > smax:
-                        continue
-                    w = wx if rec_row else np.exp(-sigma)
-                    if cutoff and w < ALPHA_MIN:
+                    if abs(dx) > r or w < 0.0 or (cutoff and w < ALPHA_MIN):
                         continue
                     if n_ch == 3:
                         g0, g1, g2 = float(grad[0, y, x]), float(grad[1, y, x]), float(grad[2, y, x])

@@ -23,6 +23,7 @@ from numba import njit, prange
 
 from .raster_numba import (
     ALPHA_MIN,
+    SHORT_ROW,
     SIGMA_CUT,
     TILE,
     as_array,
@@ -31,7 +32,7 @@ from .raster_numba import (
     ellipse,
     pixel_range,
     row_span,
-    row_start,
+    row_weights,
     set_threads,
 )
 
@@ -51,6 +52,7 @@ def topk_forward(
         x1, y1 = min(x0 + tile, width) - 1, min(y0 + tile, height) - 1
         top_w = np.full((tile, tile, k), -1.0)  # sorted, largest first
         top_s = np.full((tile, tile, k), -1, np.int64)
+        wbuf = np.empty(tile + 4)  # one row span's weights
         for e in range(tstart[t], tstart[t + 1]):
             g = tgid[e]
             mx, my, r = float(means[g, 0]), float(means[g, 1]), float(radius[g])
@@ -68,18 +70,12 @@ def topk_forward(
                 if not tile_fp and abs(dy) > r:
                     continue
                 xs, xe = row_span(mx, a, b, det, dy, smax, ey, xa, xb)
-                rec_row = rec and xe - xs >= 3  # short rows: an exp per pixel is cheaper
-                wr, qr = row_start(a, b, c, xs - mx, dy, rec_row)
+                rec_row = rec and xe - xs >= SHORT_ROW  # short rows: an exp per pixel is cheaper
+                row_weights(wbuf, xs, xe, mx, dy, a, b, c, smax, rec_row, ea)
                 for x in range(xs, xe + 1):
-                    wx, wr, qr = wr, wr * qr, qr * ea  # the recurrence's weight at x, then at x + 1
+                    w = wbuf[x - xs]
                     dx = x - mx
-                    if not tile_fp and abs(dx) > r:
-                        continue
-                    sigma = 0.5 * a * dx * dx + 0.5 * c * dy * dy + b * dx * dy
-                    if sigma < 0.0 or sigma > smax:
-                        continue
-                    w = wx if rec_row else np.exp(-sigma)
-                    if cutoff and w < ALPHA_MIN:
+                    if (not tile_fp and abs(dx) > r) or w < 0.0 or (cutoff and w < ALPHA_MIN):
                         continue
                     ly, lx = y - y0, x - x0
                     j = k - 1
