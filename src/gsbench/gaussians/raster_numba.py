@@ -6,13 +6,14 @@ cut-off, optional legacy 256-per-tile cap), in three layers:
 * ``@njit`` kernels over plain arrays: :func:`bin_tiles` (serial, O(N + intersections)),
   :func:`sum_forward` (``prange`` over tiles: each tile owns its pixels, so no two threads write one
   value) and :func:`sum_backward` (``prange`` over Gaussians: each Gaussian sums its own gradient over
-  its kept tiles and pixels, so there are no atomics and no cross-thread reduction);
+  its footprint in one pass, or tile by tile under the legacy cap, so there are no atomics and no
+  cross-thread reduction);
 * :class:`RasterizeSumNumba`, the autograd Function;
 * :func:`rasterize_sum_numba`, the checked public function.
 
-Every loop is clipped to the Gaussian's footprint inside a tile, and arithmetic runs in float64 whatever
-the input dtype (the scalar loops cost the same; float32 inputs then lose nothing beyond their storage).
-Results are bit-identical run after run and for any thread count: each output value is summed in a fixed
+Every loop is clipped to the Gaussian's footprint (and, with the cut-off, row by row to its cut-off
+ellipse), and arithmetic runs in float64 whatever the input dtype (the scalar loops cost the same;
+float32 inputs then lose nothing beyond their storage). Results are bit-identical run after run and for any thread count: each output value is summed in a fixed
 order (Gaussian index inside a tile, tile then pixel order inside a Gaussian).
 """
 
@@ -30,7 +31,8 @@ TILE = 16  # the work partition; results do not depend on it unless the legacy c
 SIGMA_CUT = 5.55
 # Along a row, w(x + 1) = w(x) q(x) with q(x + 1) = q(x) exp(-a): two products per pixel instead of an
 # exp. Used where the span is clipped to that ellipse and a <= A_RECURRENCE, so every weight on the
-# span stays above exp(-64) (no underflow; <= 18 steps per tile row keep the drift near 1e-13 relative).
+# span stays above exp(-64) (no underflow). The drift grows with the row's length: ~1e-13 relative over
+# a tile row (forward), ~1e-11 over a 768-pixel row (the backward's rows are not cut at tiles).
 A_RECURRENCE = 16.0
 SHORT_ROW = 6  # rows of fewer pixels are neither clipped to the ellipse nor run by the recurrence
 
