@@ -13,8 +13,9 @@ cut-off, optional legacy 256-per-tile cap), in three layers:
 
 Every loop is clipped to the Gaussian's footprint (and, with the cut-off, row by row to its cut-off
 ellipse), and arithmetic runs in float64 whatever the input dtype (the scalar loops cost the same;
-float32 inputs then lose nothing beyond their storage). Results are bit-identical run after run and for any thread count: each output value is summed in a fixed
-order (Gaussian index inside a tile, tile then pixel order inside a Gaussian).
+float32 inputs then lose nothing beyond their storage). Results are bit-identical run after run and for
+any thread count: each output value is summed in a fixed order (Gaussian index inside a tile, tile then
+pixel order inside a Gaussian).
 """
 
 from __future__ import annotations
