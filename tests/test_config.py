@@ -36,7 +36,7 @@ def test_preset_quick_wins_over_top_level_defaults_and_loses_to_the_command_line
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("config", overrides=["preset=quick"])
-        assert (cfg.gaussians, cfg.train.iterations, cfg.dataset.name) == (2000, 500, "samples")
+        assert (cfg.gaussians, cfg.train.iterations, cfg.dataset.name) == (2000, 2000, "samples")
         cfg = compose("config", overrides=["preset=quick", "gaussians=7", "dataset=kodak"])
         assert (cfg.gaussians, cfg.dataset.name) == (7, "kodak")
         assert compose("config").train.iterations == 50000  # the paper's default without the preset

@@ -1,4 +1,4 @@
-"""The entries of the renderer table (:data:`.render.RENDERERS`): torch and Triton, sum and top-K.
+"""The entries of the renderer table (:data:`.render.RENDERERS`): torch, numba and Triton, sum and top-K.
 
 Each backend's own code is imported inside its entry, on the first render: importing gsbench never
 imports triton (whose interpreter-or-compiler choice is made when a kernel module is imported) and
@@ -82,4 +82,33 @@ def topk_triton(means, cov, colors, height, width, options: RenderOptions, topk:
     return render_cov_triton(
         means, cov, colors, height, width, mode="topk", tile_size=options.tile_size,
         cutoff=options.cutoff, k=topk.k, eps=topk.eps,
+    )  # fmt: skip
+
+
+def _numba_available() -> bool:
+    return installed("numba")
+
+
+@register_renderer("sum", "numba", available=_numba_available)
+def sum_numba(means, cov, colors, height, width, options: RenderOptions, topk=None) -> torch.Tensor:
+    """Compiled CPU rasterizer (:mod:`.raster_numba`); every option, CPU tensors."""
+    from .raster_numba import rasterize_sum_numba
+
+    conic, valid = cov_to_conic(cov)
+    return rasterize_sum_numba(
+        means, conic, colors, cov_radius(cov, valid).to(means.dtype), height, width, cutoff=options.cutoff,
+        legacy_cap=LEGACY_CAP if options.legacy_tile_cap else None,
+    )  # fmt: skip
+
+
+@register_renderer("topk", "numba", available=_numba_available)
+def topk_numba(means, cov, colors, height, width, options: RenderOptions, topk: TopKOptions) -> torch.Tensor:
+    """Compiled CPU top-K rasterizer (:mod:`.raster_topk_numba`); every option, CPU tensors."""
+    from .raster_topk_numba import rasterize_topk_numba
+
+    conic, valid = cov_to_conic(cov)
+    return rasterize_topk_numba(
+        means, conic, colors, cov_radius(cov, valid).to(means.dtype), height, width, k=topk.k,
+        normalise=topk.normalise, eps=topk.eps, cutoff=options.cutoff, footprint=topk.footprint,
+        tile_size=options.tile_size,
     )  # fmt: skip

@@ -115,14 +115,14 @@ class GaussianImage(Method):
             step_size=int(self.cfg.get("lr_step", 20000)),
             gamma=float(self.cfg.get("lr_gamma", 0.5)),
         )
+        loss = str(self.cfg.get("loss", "l2"))
+        # the official forward clamps before the loss; with L2 the clamp runs fused with it (one pass)
+        if loss == "l2":
+            forward, loss = (lambda: model.render(ctx.render)), "l2_clamped"
+        else:
+            forward = lambda: model.render(ctx.render).clamp(0, 1)  # noqa: E731
         history = optimise(
-            lambda: model.render(ctx.render).clamp(0, 1),  # the official forward clamps before the loss
-            image,
-            optimizer,
-            scheduler,
-            int(self.train_cfg["iterations"]),
-            ctx,
-            loss=str(self.cfg.get("loss", "l2")),
+            forward, image, optimizer, scheduler, int(self.train_cfg["iterations"]), ctx, loss=loss
         )
         return GaussianImageFitted(model, ctx.render, history)
 

@@ -9,10 +9,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..gaussians.fused_loss import clamped_mse
 from .base import FitContext, check_finite, psnr_from_mse
 
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "l2": F.mse_loss,
+    "l2_clamped": clamped_mse,  # L2 of the render clamped to [0, 1], fused in one pass on the CPU
     "l1": F.l1_loss,
 }
 
