@@ -23,8 +23,9 @@ from ..gaussians.render import RenderOptions, resolve_backend
 from ..loggers import make_logger
 from ..methods import FitContext, get_method, methods_for_task
 from ..metrics import compute_metrics_with_notes
+from ..records import RECORD_VERSION, read_record, record_dir, should_skip, write_json_atomic
 from .provenance import config_hash, device_info, git_commit, versions
-from .records import RECORD_VERSION, read_record, record_dir, should_skip, summary_table, write_json_atomic
+from .summary import summary_table
 from .tasks import TASKS
 
 log = logging.getLogger("gsbench")
