@@ -54,6 +54,23 @@ def folder_of_images(tmp_path: Path, n: int = 2, bad: bool = False) -> Path:
     return folder
 
 
+def interrupt_nth_image(monkeypatch, n: int):
+    """Make the ``n``-th image the runner starts raise KeyboardInterrupt; returns the real function."""
+    from gsbench.runner import job
+
+    real = job._run_image
+    calls = {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(job, "_run_image", interrupted)
+    return real
+
+
 @pytest.mark.parametrize(
     ("arg", "expected"),
     [
@@ -144,19 +161,8 @@ def test_a_sweep_with_a_failed_image_exits_1(tmp_path, capsys):
 
 
 def test_ctrl_c_prints_one_line_with_the_resume_command(tmp_path, capsys, monkeypatch):
-    from gsbench.runner import job
-
     folder = folder_of_images(tmp_path, n=3)
-    real = job._run_image
-    calls = {"n": 0}
-
-    def interrupt_second(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(job, "_run_image", interrupt_second)
+    real = interrupt_nth_image(monkeypatch, 2)
     out_dir = tmp_path / "run"
     argv = ["dataset=folder", f"dataset.path={folder}", *TINY, f"hydra.run.dir={out_dir}"]
     code, _, err = run(argv, capsys)
@@ -167,6 +173,8 @@ def test_ctrl_c_prints_one_line_with_the_resume_command(tmp_path, capsys, monkey
     )
     resume = shlex.split(line.split("resume with: ", 1)[1])[3:]
     assert f"hydra.run.dir={out_dir}" in resume
+    from gsbench.runner import job
+
     monkeypatch.setattr(job, "_run_image", real)
     code, out, _ = run(resume, capsys)
     assert code == 0 and "skipped (already done): 1" in out
@@ -190,19 +198,8 @@ def test_image_size_limit_is_gsbench_own_and_configurable(tmp_path):
 
 
 def test_ctrl_c_in_a_sweep_resumes_the_sweep_folder(tmp_path, capsys, monkeypatch):
-    from gsbench.runner import job
-
     folder = folder_of_images(tmp_path, n=1)
-    real = job._run_image
-    calls = {"n": 0}
-
-    def interrupt_second_job(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(job, "_run_image", interrupt_second_job)
+    interrupt_nth_image(monkeypatch, 2)  # one image per job: the second job is interrupted
     sweep = tmp_path / "sweep"
     argv = ["-m", "dataset=folder", f"dataset.path={folder}", *TINY, "gaussians=20,30", "sweep_report=false"]
     code, _, err = run([*argv, f"hydra.sweep.dir={sweep}"], capsys)

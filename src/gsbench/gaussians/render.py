@@ -24,6 +24,7 @@ MODES = ("sum", "topk")
 # auto: preference per device type; the first installed backend that supports the request wins
 AUTO_ORDER: dict[str, tuple[str, ...]] = {"cuda": ("triton", "torch"), "cpu": ("numba", "torch")}
 FALLBACK = "torch"  # implements every option on every device
+MAX_K = 64  # top-K: the largest K any backend keeps per pixel (the Triton kernel's limit)
 
 
 @dataclass(frozen=True)
@@ -200,8 +201,6 @@ def render_topk(
     topk = TopKOptions(int(k), bool(normalise), float(eps), footprint)
     return _dispatch("topk", means, cov, colors, height, width, options, topk)
 
-
-MAX_K = 64  # the Triton kernel's limit
 
 
 def _check_inputs(means, cov, colors, height, width) -> None:
