@@ -16,9 +16,8 @@ from gsbench.codec import BitstreamError, Container, decode_bitstream, decode_co
 from gsbench.data import DatasetError, ImageError, resolve_dataset
 from gsbench.data.stacks import load_stack, save_stack_pngs
 from gsbench.errors import UserError
-from gsbench.gaussians import RenderOptions, cholesky_to_cov, cov_radius, cov_to_conic
+from gsbench.gaussians import RenderOptions, cholesky_to_cov, cov_radius, cov_to_conic, render_topk
 from gsbench.gaussians.reference import dense_weights
-from gsbench.gaussians.topk import render_topk
 from gsbench.methods import FitContext, get_method
 from gsbench.methods.image_gs import (
     ImageGSConfig,

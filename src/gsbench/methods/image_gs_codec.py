@@ -29,8 +29,7 @@ import torch
 from ..codec import DECODERS, BitstreamError, Container, check_output, check_render_budget, encode_container
 from ..codec.guard import check_memory, flush_denormals
 from ..codec.streams import ByteReader, decode_symbols, encode_symbols
-from ..gaussians import RenderOptions, render, scale_rot_to_cov
-from ..gaussians.topk import render_topk
+from ..gaussians import RenderOptions, render, render_topk, scale_rot_to_cov
 
 FORMAT = 1
 MODES = ("topk_norm", "topk_sum", "sum")
