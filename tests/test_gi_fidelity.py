@@ -14,8 +14,9 @@ from gsbench.codec import decode_bitstream
 from gsbench.gaussians import RENDERERS, RenderOptions, cholesky_to_cov, render
 from gsbench.gaussians.params import cholesky_to_cov_legacy
 from gsbench.methods import FitContext, get_method
+from gsbench.methods.base import psnr_from_mse
 from gsbench.methods.gaussianimage import GaussianImageModel
-from gsbench.methods.gi_codec import BestSnapshot, qat_iterations
+from gsbench.methods.gi_codec import module_snapshot, qat_iterations
 
 H, W = 12, 16
 
@@ -111,17 +112,20 @@ def test_best_snapshot_restores_the_quantisers_too():
     q.init_from(torch.rand(10, 3))
     rvq = ResidualVQ(3, 2, 4, 0.8, seed=0)
     rvq(torch.rand(10, 3))  # k-means initialisation
-    snap = BestSnapshot([model, q, rvq])
+    current = [0.0]  # the PSNR the next check scores
+    snap = module_snapshot([model, q, rvq], lambda: current[0])
     image = torch.ones(3, H, W)
     saved = (model._cholesky.detach().clone(), q.scale.detach().clone(), q.offset.detach().clone())
     books = rvq.codebooks.clone()
-    snap.check(1, lambda: torch.zeros(3, H, W), image, rvq)  # PSNR 0 dB: the best so far
+    current[0] = psnr_from_mse(torch.nn.functional.mse_loss(torch.zeros(3, H, W), image).item())
+    snap.check(1)  # PSNR 0 dB: the best so far
     with torch.no_grad():
         model._cholesky.add_(1.0)
         q.scale.mul_(3.0)
         q.offset.add_(0.25)
         rvq.codebooks.add_(0.5)
-    snap.check(2, lambda: torch.full((3, H, W), -1.0), image, rvq)  # worse: not kept
+    current[0] = psnr_from_mse(torch.nn.functional.mse_loss(torch.full((3, H, W), -1.0), image).item())
+    snap.check(2)  # worse: not kept
     assert snap.restore() == {"snapshot": "best", "snapshot_step": 1, "snapshot_psnr": 0.0}
     assert torch.equal(model._cholesky, saved[0])
     assert torch.equal(q.scale, saved[1]) and torch.equal(q.offset, saved[2])

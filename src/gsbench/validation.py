@@ -90,6 +90,7 @@ RULES: tuple[Rule, ...] = (
     Rule("train.iterations", INT, 1, 10**9),  # 0 for classical codecs: see _iterations_rule
     Rule("train.max_iterations", INT, 1, 10**9),
     Rule("train.seconds", FLOAT, 0, lo_open=True, nullable=True),
+    Rule("checkpoint_every", FLOAT, 0),
     Rule("log_every", INT, 0),
     Rule("task.fps_warmup", INT, 0, 10**6),
     Rule("task.fps_repeats", INT, 1, 10**6),

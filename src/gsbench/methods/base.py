@@ -7,6 +7,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
@@ -62,6 +63,8 @@ class FitContext:
         progress: whether to show a per-iteration progress bar.
         logger: receives ``(step, metrics)`` during the fit (e.g. W&B); may be None.
         label: a name for log lines (the image name).
+        checkpoint_dir: where resumable fits keep their state (``<label>.<stage>.resume.pt``); None: off.
+        checkpoint_every: seconds between two saves of that state.
     """
 
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -72,6 +75,8 @@ class FitContext:
     logger: Callable[[int, dict[str, float]], None] | None = None
     label: str = ""
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("gsbench.fit"))
+    checkpoint_dir: Path | None = None
+    checkpoint_every: float = 300.0
 
 
 class Fitted(ABC):

@@ -18,6 +18,7 @@ from ..gaussians import RenderOptions, cholesky_to_cov, render, scale_rot_to_cov
 from ..gaussians.params import cholesky_to_cov_legacy
 from .base import METHODS, FitContext, Fitted, Method
 from .loop import optimise
+from .resume import fit_checkpoint
 
 VARIANTS = ("cholesky", "rs")
 
@@ -78,6 +79,7 @@ class GaussianImageFitted(Fitted):
     def __init__(self, model: GaussianImageModel, options: RenderOptions, history: list[dict]) -> None:
         self.model, self.options, self.history = model, options, history
         self.height, self.width = model.height, model.width
+        self.resumed_from = 0  # the step a resumed fit went on from (0: one uninterrupted run)
 
     @torch.no_grad()
     def render(self) -> torch.Tensor:
@@ -92,7 +94,10 @@ class GaussianImageFitted(Fitted):
         return sum(p.numel() for p in self.model.parameters())
 
     def info(self) -> dict:
-        return {"variant": self.model.variant, "history": self.history}
+        info = {"variant": self.model.variant, "history": self.history}
+        if self.resumed_from:
+            info["resumed_from_step"] = self.resumed_from
+        return info
 
 
 @METHODS.register("gi")
@@ -121,10 +126,17 @@ class GaussianImage(Method):
             forward, loss = (lambda: model.render(ctx.render)), "l2_clamped"
         else:
             forward = lambda: model.render(ctx.render).clamp(0, 1)  # noqa: E731
-        history = optimise(
-            forward, image, optimizer, scheduler, int(self.train_cfg["iterations"]), ctx, loss=loss
+        iterations = int(self.train_cfg["iterations"])
+        checkpoint = fit_checkpoint(
+            ctx, "fit", {"model": model}, image, method=self.cfg, iterations=iterations, budget=budget
         )
-        return GaussianImageFitted(model, ctx.render, history)
+        history = optimise(
+            forward, image, optimizer, scheduler, iterations, ctx, loss=loss, checkpoint=checkpoint
+        )
+        fitted = GaussianImageFitted(model, ctx.render, history)
+        if checkpoint is not None and checkpoint.resumed_from:
+            fitted.resumed_from = checkpoint.resumed_from
+        return fitted
 
     def compress(self, image: torch.Tensor, budget: int, ctx: FitContext):
         """Fit, quantisation-aware fine-tuning and the bitstream: :func:`.gi_codec.compress_gi`."""

@@ -43,6 +43,7 @@ from .gipp_model import (
 )
 from .gipp_train import Trainer, growth_count, growth_schedule
 from .loop import optimise
+from .resume import fit_checkpoint
 
 __all__ = [
     "ALPHA",
@@ -146,9 +147,13 @@ class GaussianImagePP(Method):
         """The representation fit (``train.py``): ``(model, info)`` after the best snapshot is restored."""
         iterations = int(self.train_cfg["iterations"])
         model, optimizer, scheduler, trainer = self.setup(image, budget, ctx, iterations, color_norm)
+        checkpoint = fit_checkpoint(
+            ctx, "fit", {"model": model, "generator": model.gen}, image,
+            method=self.cfg, iterations=iterations, budget=budget, color_norm=color_norm,
+        )  # fmt: skip
         history = optimise(
             trainer.step_forward, image, optimizer, scheduler, iterations, ctx, loss="l2",
-            on_step=trainer.on_step,
+            hooks=[trainer], checkpoint=checkpoint,
         )  # fmt: skip
         info = {
             "variant": trainer.variant,
@@ -157,6 +162,8 @@ class GaussianImagePP(Method):
             "growth": trainer.growth,
             "history": history,
         }
+        if checkpoint is not None and checkpoint.resumed_from:
+            info["resumed_from_step"] = checkpoint.resumed_from
         info.update(trainer.restore_best())
         return model, info
 

@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from pytorch_optimizer import Adan
 
 from ..codec import DECODERS, DecodedGaussians
@@ -32,8 +33,9 @@ from ..codec.rvq import ResidualVQ
 from ..codec.streams import ByteReader, decode_symbols, encode_symbols
 from ..gaussians import cholesky_to_cov
 from ..gaussians.params import cholesky_to_cov_legacy
+from ..gaussians.strategy import BestSnapshot
 from .base import Encoded, FitContext, psnr_from_mse
-from .loop import optimise
+from .loop import TrainState, train
 
 BOUND = (0.5, 0.0, 0.5)  # GaussianImage's fixed Cholesky bound
 
@@ -58,27 +60,15 @@ def qat_iterations(codec: dict, train_iterations: int) -> tuple[int, str]:
     return int(explicit), "codec.qat_iterations"
 
 
-class BestSnapshot:
-    """The QAT state with the best PSNR: model, Cholesky quantiser and colour codebooks."""
+def module_snapshot(modules: list[torch.nn.Module], score, every: int = 100, last: int = 0) -> BestSnapshot:
+    """The best-PSNR QAT state of ``modules`` (model, Cholesky quantiser, colour codebooks) as a hook;
+    ``score`` renders and scores the quantised model; checked every ``every`` steps and at ``last``."""
 
-    def __init__(self, modules: list[torch.nn.Module]) -> None:
-        self.modules, self.best = modules, None
-
-    @torch.no_grad()
-    def check(self, step: int, forward, image: torch.Tensor, rvq: ResidualVQ) -> None:
-        rvq.eval()  # no codebook update from the evaluation
-        psnr = psnr_from_mse(torch.nn.functional.mse_loss(forward(), image).item())
-        rvq.train()
-        if self.best is None or psnr > self.best[0]:
-            self.best = (psnr, step, [copy.deepcopy(m.state_dict()) for m in self.modules])
-
-    def restore(self) -> dict:
-        if self.best is None:
-            return {"snapshot": "final"}
-        psnr, step, states = self.best
-        for module, state in zip(self.modules, states, strict=True):
+    def load(states: list[dict]) -> None:
+        for module, state in zip(modules, states, strict=True):
             module.load_state_dict(state)
-        return {"snapshot": "best", "snapshot_step": step, "snapshot_psnr": psnr}
+
+    return BestSnapshot(score, lambda: [copy.deepcopy(m.state_dict()) for m in modules], load, every, last)
 
 
 def compress_gi(method, image: torch.Tensor, budget: int, ctx: FitContext) -> Encoded:
@@ -112,22 +102,21 @@ def compress_gi(method, image: torch.Tensor, budget: int, ctx: FitContext) -> En
         return render(means, cov, colors, model.height, model.width, ctx.render).clamp(0, 1)
 
     qat, source = qat_iterations(codec, int(method.train_cfg["iterations"]))
-    snapshot = BestSnapshot([model, q_chol, rvq])
-    use_best = bool(codec.get("best_snapshot", True))
-    every = max(1, int(codec.get("snapshot_every", 100)))
 
-    def on_step(step: int) -> None:
-        if use_best and (step % every == 0 or step == qat):
-            snapshot.check(step, forward, image, rvq)
+    @torch.no_grad()
+    def score() -> float:
+        rvq.eval()  # no codebook update from the evaluation
+        psnr = psnr_from_mse(torch.nn.functional.mse_loss(forward(), image).item())
+        rvq.train()
+        return psnr
 
-    history = (
-        optimise(
-            forward, image, optimizer, scheduler, qat, ctx, loss="l2",
-            extra_loss=lambda: commit_weight * box["commit"], on_step=on_step,
-        )
-        if qat > 0
-        else []
+    snapshot = module_snapshot([model, q_chol, rvq], score, int(codec.get("snapshot_every", 100)), qat)
+    hooks = [snapshot] if bool(codec.get("best_snapshot", True)) else []
+    state = TrainState(
+        forward, lambda out, target: F.mse_loss(out, target) + commit_weight * box["commit"], image,
+        optimizer, scheduler,
     )  # fmt: skip
+    history = train(state, qat, ctx, hooks, desc="qat") if qat > 0 else []
     info = {
         "variant": "cholesky",
         "fit_history": fitted.history,

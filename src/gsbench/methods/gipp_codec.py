@@ -35,7 +35,7 @@ from ..codec.quant import LsqPlusQuantizer, lsq_preview, read_lsq, write_lsq
 from ..codec.streams import ByteReader
 from .base import Encoded, FitContext
 from .gaussianimage_pp import Trainer, clip_keep, color_norm_for, positive_definite, render_gaussians
-from .loop import optimise
+from .loop import Every, optimise
 
 MAX_LOG_VARIANCE = 60.0  # exp(60) px^2: far beyond any image, still finite in float32 products
 LOG_FLOOR = 1e-6  # variances are clamped here before the log (QAT can push one through zero)
@@ -107,14 +107,14 @@ def compress_gipp(method, image: torch.Tensor, budget: int, ctx: FitContext) -> 
     ).to(ctx.device)
     counts = {"start": model.num_gaussians}
     history = optimise(
-        trainer.step_forward, image, optimizer, scheduler, warmup - 1, ctx, loss="l2", on_step=trainer.on_step
+        trainer.step_forward, image, optimizer, scheduler, warmup - 1, ctx, loss="l2", hooks=[trainer]
     )
     snapshots = bool(method.cfg.get("best_snapshot", True))
     if snapshots:
         trainer.check_snapshot(warmup - 1)
     info["warmup_snapshot"] = trainer.restore_best()
     counts["qat_start"] = model.num_gaussians
-    trainer.best = None
+    trainer.snapshot.reset()
     # the code rebuilds Adam and a fresh StepLR at the current learning rate when QAT starts
     optimizer, scheduler = method.optimizer(model, lr=scheduler.get_last_lr()[0])
     trainer.optimizer, trainer.extra_modules = optimizer, [quant]
@@ -128,17 +128,18 @@ def compress_gipp(method, image: torch.Tensor, budget: int, ctx: FitContext) -> 
         )
         return out.clamp(0, 1)
 
-    def on_step(step: int) -> None:
+    def step_quantisers(step: int) -> None:
         q_opt.step()  # the quantisers were in this step's graph
         q_sched.step()
         q_opt.zero_grad(set_to_none=True)
-        trainer.on_step(warmup - 1 + step)
 
     trainer.forward = quantised_forward
+    trainer.step_offset = warmup - 1  # growth, pruning and snapshots count from the warm-up's start
     qat = total - warmup
     qat_history = optimise(
-        trainer.step_forward, image, optimizer, scheduler, qat, ctx, loss="l2", on_step=on_step
-    )
+        trainer.step_forward, image, optimizer, scheduler, qat, ctx, loss="l2",
+        hooks=[Every(step_quantisers), trainer],
+    )  # fmt: skip
     history += [{**h, "step": h["step"] + warmup - 1, "qat": True} for h in qat_history]
     if qat == 0:
         with torch.no_grad():

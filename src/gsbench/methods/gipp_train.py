@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..gaussians.strategy import BestSnapshot, Hook
 from .base import FitContext, psnr_from_mse
 from .gipp_model import (
     CLIP_RULES,
@@ -45,8 +46,8 @@ def growth_schedule(variant: str, budget: int, iterations: int, grow_every: int)
     return out
 
 
-class Trainer:
-    """The D3 / pruning / snapshot state of one fit; :meth:`on_step` is the training loop's hook.
+class Trainer(Hook):
+    """The D3 / pruning / snapshot state of one fit, as a hook of the training loop (:meth:`on_step`).
 
     Order within a step, as the code: the loop renders (:meth:`step_forward`, which keeps that render)
     and updates; then :meth:`on_step` prunes (every ``prune_every`` while ``step < prune_until``), checks
@@ -74,7 +75,8 @@ class Trainer:
             raise ValueError(f"unknown method.radius_clip_rule {self.clip_rule!r}; valid: {valid}")
         self.grow_until = self.prune_until = iterations
         self.growth: list[dict[str, int]] = []
-        self.best: tuple[float, int, dict] | None = None
+        self.snapshot = BestSnapshot(self.score, self.capture, self.load)
+        self.step_offset = 0  # added to the loop's step (the QAT loop continues the warm-up's numbering)
         self.extra_modules: list[nn.Module] = []
         self.last_out: torch.Tensor | None = None
         self.forward = self.render  # replaced by the quantised forward during QAT
@@ -88,7 +90,11 @@ class Trainer:
         self.last_out = out.detach()
         return out
 
+    def after_step(self, state) -> None:
+        self.on_step(state.step + self.step_offset)
+
     def on_step(self, step: int) -> None:
+        """Prune, check the snapshot and grow after the update of (global) step ``step``."""
         cfg = self.cfg
         prune_every = int(cfg.get("prune_every", 100))
         if prune_every and step % prune_every == 0 and step < self.prune_until:
@@ -106,14 +112,23 @@ class Trainer:
             after = self.model.num_gaussians
             self.growth.append({"step": step, "added": after - n, "num_gaussians": after})
 
-    @torch.no_grad()
     def check_snapshot(self, step: int) -> None:
         """Keep the current state (and the extra modules') if its PSNR is the best so far."""
-        psnr = psnr_from_mse(F.mse_loss(self.forward(), self.target).item())
-        if self.best is None or psnr > self.best[0]:
-            state = {name: getattr(self.model, name).detach().clone() for name in (*PARAMS, "filter_var")}
-            extra = [copy.deepcopy(m.state_dict()) for m in self.extra_modules]
-            self.best = (psnr, step, {"model": state, "extra": extra})
+        self.snapshot.check(step)
+
+    @torch.no_grad()
+    def score(self) -> float:
+        return psnr_from_mse(F.mse_loss(self.forward(), self.target).item())
+
+    def capture(self) -> dict:
+        state = {name: getattr(self.model, name).detach().clone() for name in (*PARAMS, "filter_var")}
+        return {"model": state, "extra": [copy.deepcopy(m.state_dict()) for m in self.extra_modules]}
+
+    def load(self, saved: dict) -> None:
+        for name, value in saved["model"].items():
+            setattr_tensor(self.model, name, value)
+        for module, state in zip(self.extra_modules, saved["extra"], strict=True):
+            module.load_state_dict(state)
 
     @torch.no_grad()
     def grow(self, k: int) -> None:
@@ -143,11 +158,17 @@ class Trainer:
 
     def restore_best(self) -> dict:
         """Load the best snapshot (if kept), extra modules included; say which state the result is."""
-        if self.best is None:
-            return {"snapshot": "final"}
-        psnr, step, state = self.best
-        for name, value in state["model"].items():
-            setattr_tensor(self.model, name, value)
-        for module, saved in zip(self.extra_modules, state["extra"], strict=True):
-            module.load_state_dict(saved)
-        return {"snapshot": "best", "snapshot_step": step, "snapshot_psnr": psnr}
+        return self.snapshot.restore()
+
+    def log_fields(self, state) -> dict:
+        return {"num_gaussians": self.model.num_gaussians}
+
+    def state_dict(self) -> dict:
+        """What a resumed fit needs back (the model and its generator are saved by the loop's caller)."""
+        keys = ("growth", "grow_until", "prune_until")
+        return {**{k: getattr(self, k) for k in keys}, "best": self.snapshot.best}
+
+    def load_state_dict(self, saved: dict) -> None:
+        for key in ("growth", "grow_until", "prune_until"):
+            setattr(self, key, saved[key])
+        self.snapshot.best = saved["best"]

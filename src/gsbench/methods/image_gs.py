@@ -21,14 +21,14 @@ import torch
 import torch.nn.functional as F
 from pytorch_msssim import ssim as ssim_fn
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..data.stacks import load_stack, stack_info, stack_metrics  # also registers dataset=texture_stack
 from ..gaussians import RenderOptions
-from .base import METHODS, Encoded, FitContext, Fitted, Method, check_finite, psnr_from_mse
+from .base import METHODS, Encoded, FitContext, Fitted, Method, psnr_from_mse
 from .image_gs_codec import ImageGSDecoded, encode, fake_quantise, render_values
 from .image_gs_config import ImageGSConfig
 from .image_gs_schedule import PlateauDecay, plan_schedule
+from .loop import Every, Hook, TrainState, train
 
 
 def sample_pixels(weight: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -205,6 +205,44 @@ class ImageGSFitted(Fitted):
         return dict(self.facts)
 
 
+class Additions(Hook):
+    """Progressive addition (Eq. 7): at each scheduled step, record the level-of-detail point, then add
+    Gaussians at pixels drawn by the error and rebuild Adam (the new rows start with zero moments)."""
+
+    def __init__(self, model, image, adds: dict[int, int], cfg: ImageGSConfig, gen, ctx, lod_entry) -> None:
+        self.model, self.image, self.adds, self.cfg, self.gen, self.ctx = model, image, adds, cfg, gen, ctx
+        self.lod_entry, self.lod = lod_entry, []
+
+    def after_step(self, state) -> None:
+        n = self.adds.get(state.step)
+        if n is None:
+            return
+        with torch.no_grad():
+            current = self.model.render(self.ctx.render).clamp(0, 1)
+            self.lod.append(self.lod_entry(state.step, psnr_of(current, self.image)))
+            self.model.append(*error_guided(self.image, current, n, self.cfg, self.gen))
+        state.optimizer = self.model.optimizer(state.optimizer)
+
+    def log_fields(self, state) -> dict[str, Any]:
+        return {"num_gaussians": self.model.num_gaussians}
+
+
+class Plateau(Hook):
+    """The code's schedule: evaluate every ``eval_every`` steps once the budget is reached, divide the
+    learning rates on a plateau, stop after the last division."""
+
+    def __init__(self, method, plateau: PlateauDecay, model, image, budget: int, ctx) -> None:
+        self.method, self.plateau, self.model, self.image, self.budget, self.ctx = (
+            method, plateau, model, image, budget, ctx
+        )
+
+    def after_step(self, state) -> None:
+        if self.plateau.due(state.step, self.model.num_gaussians == self.budget):
+            state.stop = self.method.plateau_check(
+                self.plateau, state.step, self.model, self.image, state.optimizer, self.ctx
+            )
+
+
 @METHODS.register("image_gs")
 class ImageGS(Method):
     """Image-GS; every key of :class:`ImageGSConfig` is a ``method.*`` option."""
@@ -212,12 +250,7 @@ class ImageGS(Method):
     name = "image_gs"
     tasks = ("represent", "compress")
 
-    def __init__(
-        self,
-        method_cfg: Mapping[str, Any],
-        train_cfg: Mapping[str, Any],
-        codec_cfg: Mapping[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, method_cfg: Mapping[str, Any], train_cfg: Mapping[str, Any], codec_cfg=None) -> None:
         super().__init__(method_cfg, train_cfg, codec_cfg)
         # compress-task keys (bits, entropy, qat) live in the ``codec`` node, as for the other methods
         self.config = ImageGSConfig.from_mapping({**self.cfg, **self.codec_cfg})
@@ -249,69 +282,25 @@ class ImageGS(Method):
             )
         gen = torch.Generator().manual_seed(int(ctx.seed))
         model = initial_model(image, sched.initial, cfg, gen)
-        opt = model.optimizer()
-        adds, lod, history = dict(sched.additions), [], []
         plateau = None
         if cfg.schedule == "code":
             plateau = PlateauDecay(
                 cfg.eval_every, cfg.decay_patience, cfg.decay_ratio, cfg.max_decays, cfg.decay_threshold
             )
-        last = iterations
 
         def lod_entry(step: int, psnr: float) -> dict[str, Any]:
             n = model.num_gaussians
-            return {
-                "step": step,
-                "num_gaussians": n,
-                "psnr": psnr,
-                "bpp_payload": self.bpp_payload(n, C, H, W),
-            }
+            payload = self.bpp_payload(n, C, H, W)
+            return {"step": step, "num_gaussians": n, "psnr": psnr, "bpp_payload": payload}
 
-        bar = tqdm(
-            range(1, iterations + 1),
-            desc=f"fit {ctx.label}".strip(),
-            disable=not ctx.progress,
-            leave=False,
-            mininterval=1.0,
-            dynamic_ncols=True,
-        )
-        for step in bar:
-            out = model.render(ctx.render)
-            loss = self.loss(out, image)
-            check_finite(loss, step, ctx.label)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            model.clip_()
-            stop = False
-            if plateau is not None and plateau.due(step, model.num_gaussians == sched.budget):
-                stop = self.plateau_check(plateau, step, model, image, opt, ctx)
-            if step in adds:
-                with torch.no_grad():
-                    current = model.render(ctx.render).clamp(0, 1)
-                    lod.append(lod_entry(step, psnr_of(current, image)))
-                    model.append(*error_guided(image, current, adds[step], cfg, gen))
-                opt = model.optimizer(opt)
-            if (ctx.log_every and step % ctx.log_every == 0) or step == iterations:
-                psnr = psnr_of(out, image)
-                history.append(
-                    {"step": step, "loss": loss.item(), "psnr": psnr, "num_gaussians": model.num_gaussians}
-                )
-                bar.set_postfix(psnr=f"{psnr:.2f}", n=model.num_gaussians)
-                ctx.log.info(
-                    "%s iter %d/%d loss %.6f psnr %.2f dB (%d Gaussians)",
-                    ctx.label,
-                    step,
-                    iterations,
-                    loss.item(),
-                    psnr,
-                    model.num_gaussians,
-                )
-                if ctx.logger is not None:
-                    ctx.logger(step, {"train/loss": loss.item(), "train/psnr": psnr})
-            if stop:
-                last = step
-                break
+        additions = Additions(model, image, dict(sched.additions), cfg, gen, ctx, lod_entry)
+        hooks: list[Hook] = [Every(lambda step: model.clip_())]
+        if plateau is not None:
+            hooks.append(Plateau(self, plateau, model, image, sched.budget, ctx))
+        hooks.append(additions)
+        state = TrainState(lambda: model.render(ctx.render), self.loss, image, model.optimizer())
+        history = train(state, iterations, ctx, hooks)
+        last, lod = state.step, additions.lod
         with torch.no_grad():
             lod.append(lod_entry(last, psnr_of(model.render(ctx.render), image)))
             prefix = []

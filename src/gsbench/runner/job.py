@@ -176,6 +176,8 @@ def _run_image(cfg, method, item: ImageItem, device, options, rdir: Path, logger
         progress=bool(cfg.progress),
         label=item.name,
         logger=lambda step, values: logger.log({"image": item.name, "train/step": step, **values}),
+        checkpoint_dir=rdir if float(cfg.get("checkpoint_every", 0) or 0) > 0 else None,
+        checkpoint_every=float(cfg.get("checkpoint_every", 0) or 0),
     )
     torch.manual_seed(int(cfg.seed))
     if device.type == "cuda":

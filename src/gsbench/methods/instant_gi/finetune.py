@@ -16,11 +16,10 @@ import time
 import torch
 import torch.nn.functional as F
 from pytorch_optimizer import Adan
-from tqdm.auto import tqdm
 
-from ..base import FitContext, check_finite, psnr_from_mse
+from ..base import FitContext, psnr_from_mse
 from ..gaussianimage import GaussianImageModel
-from ..loop import LOSSES
+from ..loop import LOSSES, Hook, TrainState, train
 
 MIN_SCALE = 0.5  # px: the code's clamp of net-initialised scales
 
@@ -89,56 +88,40 @@ def finetune(
     """Fit ``model`` to ``target`` ``[3, H, W]`` for ``iterations`` steps, or until ``seconds`` on ``clock``.
 
     Returns:
-        ``history``: ``{"step", "loss", "psnr", "seconds"}`` every ``ctx.log_every`` steps (PSNR of the
-        render that step's gradient came from) and ``checkpoints``: ``{"label", "seconds", "step",
-        "psnr"}`` for each of ``log_seconds`` when reached (the first step that ends past it) and
+        ``history``: ``{"step", "loss", "psnr", "seconds"}`` every ``ctx.log_every`` steps and at the last
+        (PSNR of the render that step's gradient came from) and ``checkpoints``: ``{"label", "seconds",
+        "step", "psnr"}`` for each of ``log_seconds`` when reached (the first step that ends past it) and
         ``"end"``; ``step`` counts the updates applied to the parameters that were scored.
     """
-    loss_fn = LOSSES[loss]
     optimizer = Adan(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=lr_step, gamma=lr_gamma)
-    pending = sorted(float(s) for s in log_seconds)
-    history: list[dict] = []
-    checkpoints: list[dict] = []
-    bar = tqdm(
-        range(1, iterations + 1),
-        desc=f"finetune {ctx.label}".strip(),
-        disable=not ctx.progress,
-        leave=False,
-        mininterval=1.0,
-        dynamic_ncols=True,
-    )
-    step = 0
-    for step in bar:
-        out = model.render(ctx.render).clamp(0, 1)  # the code clamps before the loss
-        value = loss_fn(out, target)
-        check_finite(value, step, ctx.label)
-        optimizer.zero_grad(set_to_none=True)
-        value.backward()
-        optimizer.step()
-        scheduler.step()
-        now = clock()
-        if pending and now >= pending[0]:
-            psnr = clock.psnr(model, target, ctx)
-            while pending and now >= pending[0]:
-                checkpoints.append(
-                    {"label": _label(pending.pop(0)), "seconds": now, "step": step, "psnr": psnr}
-                )
-        if ctx.log_every and step % ctx.log_every == 0:
-            psnr = psnr_from_mse(F.mse_loss(out.detach(), target).item())
-            history.append({"step": step, "loss": float(value.item()), "psnr": psnr, "seconds": now})
-            bar.set_postfix(psnr=f"{psnr:.2f}")
-            ctx.log.info(
-                "%s iter %d loss %.6f psnr %.2f dB (%.2f s)", ctx.label, step, value.item(), psnr, now
-            )
-            if ctx.logger is not None:
-                ctx.logger(step, {"train/loss": float(value.item()), "train/psnr": psnr})
-        if seconds is not None and now >= seconds:
-            break
-    bar.close()
+    forward = lambda: model.render(ctx.render).clamp(0, 1)  # noqa: E731  (the code clamps before the loss)
+    state = TrainState(forward, LOSSES[loss], target, optimizer, scheduler)
+    marks = TimeMarks(model, target, ctx, clock, log_seconds, seconds)
+    history = train(state, iterations, ctx, [marks], desc="finetune", clock=clock)
     now = clock()
-    checkpoints.append({"label": "end", "seconds": now, "step": step, "psnr": clock.psnr(model, target, ctx)})
-    return history, checkpoints
+    end = {"label": "end", "seconds": now, "step": state.step, "psnr": clock.psnr(model, target, ctx)}
+    return history, [*marks.checkpoints, end]
+
+
+class TimeMarks(Hook):
+    """PSNR at wall-clock marks (recorded at the first step that ends past each), and the time-budget
+    stop: the fit ends at the first step that ends past ``seconds``."""
+
+    def __init__(self, model, target, ctx: FitContext, clock: Clock, marks, seconds: float | None) -> None:
+        self.model, self.target, self.ctx, self.clock, self.seconds = model, target, ctx, clock, seconds
+        self.pending = sorted(float(s) for s in marks)
+        self.checkpoints: list[dict] = []
+
+    def after_step(self, state: TrainState) -> None:
+        now = self.clock()
+        if self.pending and now >= self.pending[0]:
+            psnr = self.clock.psnr(self.model, self.target, self.ctx)
+            while self.pending and now >= self.pending[0]:
+                mark = _label(self.pending.pop(0))
+                self.checkpoints.append({"label": mark, "seconds": now, "step": state.step, "psnr": psnr})
+        if self.seconds is not None and now >= self.seconds:
+            state.stop = True
 
 
 def _label(seconds: float) -> str:

@@ -13,15 +13,14 @@ horizon of twice the run (30,000 steps for 15,000).
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ...gaussians import render
-from ..base import FitContext, check_finite, psnr_from_mse
+from ..base import FitContext
+from ..loop import Hook, TrainState, train
 from .context import adaptive_step, add_noise, base_steps, rate_terms
 from .model import SGIModel, gaussian_pyramid
 
@@ -98,7 +97,7 @@ def make_optimizer(model: SGIModel, lrs: dict) -> torch.optim.Adam:
 
 
 @dataclass
-class Trainer:
+class Trainer(Hook):
     """Runs the multi-scale fit of ``model`` to ``image`` ``[3, H, W]``; :meth:`run` returns the history."""
 
     model: SGIModel
@@ -116,6 +115,7 @@ class Trainer:
         self.pyramid = gaussian_pyramid(self.image, self.schedule.levels)
         self.optimizer = make_optimizer(self.model, self.lrs)
         self.last_bits: dict = {}  # kept as tensors: converting every step would synchronise a GPU
+        self.rate_term: torch.Tensor | None = None
 
     def forward(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Render at the current level with the step's quantisation proxy; the rate term or None."""
@@ -162,40 +162,29 @@ class Trainer:
 
     def run(self) -> list[dict]:
         """All iterations; level switches double positions and scalings (:meth:`SGIModel.to_finer_level`)."""
-        sched, ctx = self.schedule, self.ctx
-        bar = tqdm(range(1, sched.iterations + 1), desc=f"fit {ctx.label}".strip(), disable=not ctx.progress,
-                   leave=False, mininterval=1.0, dynamic_ncols=True)  # fmt: skip
-        start = time.perf_counter()
-        for step in bar:
-            target_level = sched.levels - 1 - sched.stage(step)
-            while self.model.level > target_level:
-                self.model.to_finer_level()
-            target = self.pyramid[self.model.level]
-            self.set_lr(step)
-            out, rate = self.forward(step)
-            loss = F.l1_loss(out, target)
-            total = loss if rate is None else loss + rate
-            check_finite(total, step, ctx.label)
-            self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            self.optimizer.step()
-            if (ctx.log_every and step % ctx.log_every == 0) or step == sched.iterations:
-                self.log(step, out, target, total, start, bar)
+        target = self.pyramid[self.model.level]
+        self.state = TrainState(self.step_forward, self.step_loss, target, self.optimizer)
+        self.state.history = self.history
+        train(self.state, self.schedule.iterations, self.ctx, [self])
         while self.model.level > 0:  # runs shorter than the number of levels still end at full resolution
             self.model.to_finer_level()
         return self.history
 
-    @torch.no_grad()
-    def log(self, step, out, target, total, start, bar) -> None:
-        psnr = psnr_from_mse(F.mse_loss(out.detach().clamp(0, 1), target).item())
-        entry = {"step": step, "level": self.model.level, "loss": float(total.item()), "psnr": psnr}
-        entry.update({k: float(v) for k, v in self.last_bits.items()})
-        entry["seconds"] = time.perf_counter() - start
-        self.history.append(entry)
-        bar.set_postfix(psnr=f"{psnr:.2f}")
-        self.ctx.log.info(
-            "%s iter %d/%d level %d loss %.6f psnr %.2f dB",
-            self.ctx.label, step, self.schedule.iterations, self.model.level, total.item(), psnr,
-        )  # fmt: skip
-        if self.ctx.logger is not None:
-            self.ctx.logger(step, {"train/loss": entry["loss"], "train/psnr": psnr})
+    def before_step(self, state: TrainState) -> None:
+        """Move to the step's pyramid level (its target) and set the step's learning rates."""
+        target_level = self.schedule.levels - 1 - self.schedule.stage(state.step)
+        while self.model.level > target_level:
+            self.model.to_finer_level()
+        state.target = self.pyramid[self.model.level]
+        self.set_lr(state.step)
+
+    def step_forward(self) -> torch.Tensor:
+        out, self.rate_term = self.forward(self.state.step)
+        return out
+
+    def step_loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = F.l1_loss(out, target)
+        return loss if self.rate_term is None else loss + self.rate_term
+
+    def log_fields(self, state: TrainState) -> dict:
+        return {"level": self.model.level, **{k: float(v) for k, v in self.last_bits.items()}}
