@@ -369,6 +369,7 @@ def test_paper_table_matches_published_rows(report_dir):
     assert float(gi["ours − paper"]) == pytest.approx(32.0 - 32.48)
     assert int(gi["n images"]) == 3
     assert gi["dataset match"] == "yes" and gi["iterations"] == "yes (50000)" and gi["GPU"].startswith("yes")
+    assert gi["note"].startswith("subset: 3 of 24 images (")  # the paper averages all 24
     lig = table[table["method"] == "lig"]
     assert set(lig["ours"]) == {"not run"}
 

@@ -173,6 +173,11 @@ def match_row(df: pd.DataFrame, row: dict, setting: dict, siblings: list[dict]) 
     out["device"] = (
         f"yes ({names}{vs})" if types == {"cuda"} else f"no ({'/'.join(sorted(types)) or '?'}: {names}{vs})"
     )
+    total = setting.get("images")  # the paper's image count: fewer of ours is a labelled subset
+    if total and 0 < n < int(total):
+        names = sorted(str(x) for x in recs["image"].unique())
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        notes.insert(0, f"subset: {n} of {int(total)} images ({shown})")
     out["ours"] = value if value is not None else "no value"
     out["n_images"] = n
     out["note"] = "; ".join(x for x in notes if x)
