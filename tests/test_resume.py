@@ -67,6 +67,9 @@ def test_interrupted_fit_resumes_to_the_same_result(name, tmp_path, monkeypatch)
         assert torch.equal(resumed.render(), whole.render())
     info_whole, info_resumed = whole.info(), resumed.info()
     assert "resumed_from_step" not in info_whole and info_resumed["resumed_from_step"] == CONFIGS[name][2]
+    assert info_resumed["seconds_before_resume"] > 0  # the fit's clock goes on from the earlier run's
+    secs = [h["seconds"] for h in info_resumed["history"]]
+    assert secs == sorted(secs)
     strip = lambda hist: [{k: v for k, v in h.items() if k != "seconds"} for h in hist]  # noqa: E731
     assert strip(info_whole["history"]) == strip(info_resumed["history"])
 

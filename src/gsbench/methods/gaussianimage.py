@@ -79,7 +79,7 @@ class GaussianImageFitted(Fitted):
     def __init__(self, model: GaussianImageModel, options: RenderOptions, history: list[dict]) -> None:
         self.model, self.options, self.history = model, options, history
         self.height, self.width = model.height, model.width
-        self.resumed_from = 0  # the step a resumed fit went on from (0: one uninterrupted run)
+        self.resumed: dict = {}  # where a resumed fit went on from (empty: one uninterrupted run)
 
     @torch.no_grad()
     def render(self) -> torch.Tensor:
@@ -94,10 +94,7 @@ class GaussianImageFitted(Fitted):
         return sum(p.numel() for p in self.model.parameters())
 
     def info(self) -> dict:
-        info = {"variant": self.model.variant, "history": self.history}
-        if self.resumed_from:
-            info["resumed_from_step"] = self.resumed_from
-        return info
+        return {"variant": self.model.variant, "history": self.history, **self.resumed}
 
 
 @METHODS.register("gi")
@@ -135,7 +132,10 @@ class GaussianImage(Method):
         )
         fitted = GaussianImageFitted(model, ctx.render, history)
         if checkpoint is not None and checkpoint.resumed_from:
-            fitted.resumed_from = checkpoint.resumed_from
+            fitted.resumed = {
+                "resumed_from_step": checkpoint.resumed_from,
+                "seconds_before_resume": checkpoint.seconds_before,
+            }
         return fitted
 
     def compress(self, image: torch.Tensor, budget: int, ctx: FitContext):

@@ -164,6 +164,7 @@ class GaussianImagePP(Method):
         }
         if checkpoint is not None and checkpoint.resumed_from:
             info["resumed_from_step"] = checkpoint.resumed_from
+            info["seconds_before_resume"] = checkpoint.seconds_before
         info.update(trainer.restore_best())
         return model, info
 

@@ -92,11 +92,12 @@ def train(
         ``state.history``: one ``{"step", "loss", "psnr", <hook fields>, "seconds"}`` per ``ctx.log_every``
         steps and at the last step; the PSNR is that of the step's render, clamped to [0, 1].
     """
-    start = time.perf_counter()
-    clock = clock or (lambda: time.perf_counter() - start)
     first = 1
     if checkpoint is not None:
         first = checkpoint.restore(state, hooks, ctx) + 1
+    start = time.perf_counter()
+    before = checkpoint.seconds_before if checkpoint is not None else 0.0  # a resumed fit's earlier time
+    clock = clock or (lambda: time.perf_counter() - start + before)
     bar = tqdm(
         range(first, iterations + 1),
         desc=f"{desc} {ctx.label}".strip(),
@@ -127,10 +128,10 @@ def train(
                 _log(state, iterations, ctx, hooks, clock(), bar)
             if checkpoint is not None:
                 if interrupted[0]:  # Ctrl-C during this step: it is finished, so save it and stop
-                    checkpoint.save(state, hooks)
+                    checkpoint.save(state, hooks, clock())
                     bar.close()
                     raise KeyboardInterrupt
-                checkpoint.maybe_save(state, hooks)
+                checkpoint.maybe_save(state, hooks, clock)
             if state.stop:
                 break
     bar.close()

@@ -79,6 +79,7 @@ class FitCheckpoint:
         self.path, self.objects, self.key, self.every = Path(path), objects, key, float(every)
         self.last = time.monotonic()
         self.resumed_from = 0
+        self.seconds_before = 0.0  # the loop's seconds up to the resumed save (fit time of earlier runs)
 
     def restore(self, state, hooks: Sequence[Any], ctx) -> int:
         """Load the file into ``state``, ``hooks`` and the objects if it matches; the last step it holds.
@@ -116,20 +117,23 @@ class FitCheckpoint:
         state.step = saved["step"]
         torch.set_rng_state(saved["rng"])
         self.resumed_from = int(saved["step"])
+        self.seconds_before = float(saved.get("seconds", 0.0))
         ctx.log.info("%s: resuming the fit at step %d from %s", ctx.label, self.resumed_from + 1, self.path)
         return self.resumed_from
 
-    def maybe_save(self, state, hooks: Sequence[Any]) -> None:
-        """Save when ``every`` seconds have passed since the last save."""
+    def maybe_save(self, state, hooks: Sequence[Any], clock) -> None:
+        """Save when ``every`` seconds have passed since the last save (``clock()``: the fit's seconds)."""
         if time.monotonic() - self.last >= self.every:
-            self.save(state, hooks)
+            self.save(state, hooks, clock())
 
-    def save(self, state, hooks: Sequence[Any]) -> None:
-        """Write the state after step ``state.step`` atomically (a reader never sees half a file)."""
+    def save(self, state, hooks: Sequence[Any], seconds: float = 0.0) -> None:
+        """Write the state after step ``state.step`` atomically (a reader never sees half a file);
+        ``seconds``: the fit's time so far (a resumed fit's clock goes on from it)."""
         blob = {
             "version": VERSION,
             "key": self.key,
             "step": state.step,
+            "seconds": float(seconds),
             "objects": {name: pack(obj) for name, obj in self.objects.items()},
             "optimizer": state.optimizer.state_dict(),
             "scheduler": None if state.scheduler is None else state.scheduler.state_dict(),

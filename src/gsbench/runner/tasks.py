@@ -28,12 +28,14 @@ def represent(cfg, method: Method, image: torch.Tensor, ctx: FitContext, stem: P
     with torch.no_grad():
         recon = fitted.render()
     timing = time_render(fitted.render, ctx.device, int(cfg.task.fps_warmup), int(cfg.task.fps_repeats))
+    info = fitted.info()
     out = {
         "num_gaussians": fitted.num_gaussians,
         "num_params": fitted.num_params,
-        "fit_seconds": fit_clock["seconds"],
+        # a resumed fit: this run's time plus the earlier runs' (method_info says from which step)
+        "fit_seconds": fit_clock["seconds"] + float(info.get("seconds_before_resume", 0.0)),
         "render": timing,
-        "method_info": fitted.info(),
+        "method_info": info,
     }
     return out, recon
 
