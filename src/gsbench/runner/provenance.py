@@ -45,8 +45,10 @@ UNHASHED = (
     "retry_failed",
     "hydra",
     "save_reconstructions",
+    "checkpoint_every",
 )
 UNHASHED_DATASET = ("limit", "images", "download", "verify")
+UNHASHED_CODEC = ("fit_cache",)  # where fits are cached: a reused fit is the same fit
 
 
 @lru_cache(maxsize=1)
@@ -95,5 +97,7 @@ def config_hash(cfg: dict[str, Any]) -> str:
     kept = {k: v for k, v in cfg.items() if k not in UNHASHED}
     if isinstance(kept.get("dataset"), dict):
         kept["dataset"] = {k: v for k, v in kept["dataset"].items() if k not in UNHASHED_DATASET}
+    if isinstance(kept.get("codec"), dict):
+        kept["codec"] = {k: v for k, v in kept["codec"].items() if k not in UNHASHED_CODEC}
     blob = json.dumps(kept, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
