@@ -82,7 +82,7 @@ reproduce-instantgi-kodak: $(STAMP)
 # their state every 5 minutes, so running the target again goes on where a stopped run was.
 CPU_FIT = OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(PY) -m gsbench dataset=kodak 'dataset.images=[kodim01]' \
           gaussians=10000 device=cpu render.legacy_tile_cap=true render.legacy_cholesky_grad=true
-.PHONY: paper-cpu-kodim01 paper-cpu-kodim01-gi paper-cpu-kodim01-gi_pp
+.PHONY: paper-cpu-kodim01  # (not the pattern targets: make skips pattern rules for phony targets)
 
 paper-cpu-kodim01:  ## gi and gi_pp at the paper's setting on kodim01 on a CPU (hours; resumable) -> results/cpu_kodim01/
 	$(MAKE) -j2 paper-cpu-kodim01-gi paper-cpu-kodim01-gi_pp
