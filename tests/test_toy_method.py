@@ -19,7 +19,7 @@ from gsbench.codec import DECODERS, Container, encode_container
 from gsbench.codec.streams import ByteReader
 from gsbench.gaussians import RenderOptions, render
 from gsbench.methods import METHODS, Encoded, FitContext, Fitted, Method, Representation
-from gsbench.methods.base import check_finite
+from gsbench.methods.loop import optimise
 from gsbench.runner import run_job
 from helpers import compose_config
 
@@ -75,12 +75,8 @@ class Toy(Method):
         colors = torch.full((budget, image.shape[0]), 0.5, device=ctx.device, requires_grad=True)
         rep = ToyGaussians(colors, height, width, ctx.render)
         optimizer = torch.optim.Adam([colors], lr=float(self.cfg["lr"]))
-        for step in range(int(self.train_cfg["iterations"])):
-            loss = torch.mean((rep.render() - image) ** 2)
-            check_finite(loss, step, ctx.label)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        # the shared loop: progress bar, NaN guard (a failed record, not NaN metrics), log, W&B
+        optimise(rep.render, image, optimizer, None, int(self.train_cfg["iterations"]), ctx, loss="l2")
         rep.colors = colors.detach()
         return rep
 
