@@ -224,7 +224,8 @@ def sum_forward(means, conic, colors, radius, tstart, tgid, height, width, tile,
 def sum_backward(means, conic, colors, radius, gstart, itile, pos, grad, tile, cutoff, whole, d_geo, d_col):
     """Per Gaussian: ``d_geo [N, 5]`` = d(mean x, mean y, conic a, b, c), ``d_col [N, C]`` (float64).
 
-    ``whole`` (no legacy cap): each Gaussian's footprint in one pass, else tile by tile (its kept ones).
+    ``whole`` (no legacy cap): each Gaussian's footprint in one pass; with the cap, the same for the
+    Gaussians it dropped nowhere, tile by tile (the kept tiles) for the others.
     """
     height, width = grad.shape[1], grad.shape[2]
     tiles_x = (width + tile - 1) // tile
@@ -237,20 +238,29 @@ def sum_backward(means, conic, colors, radius, gstart, itile, pos, grad, tile, c
         det, rec, ey = ellipse(a, b, c, smax)
         ea = np.exp(-a)
         s_dx = s_dy = s_dxdx = s_dxdy = s_dydy = d0 = d1 = d2 = 0.0
-        # Without the cap a Gaussian touches its whole footprint: one pass over it instead of one per tile
-        i_end = min(gstart[g + 1], gstart[g] + 1) if whole else gstart[g + 1]
+        # A Gaussian kept in every tile it touches (always without the cap, nearly always with it) is
+        # walked over its whole footprint in one pass; one the cap dropped somewhere, tile by tile.
+        kept_everywhere = whole
+        if not whole:
+            kept_everywhere = True
+            for i in range(gstart[g], gstart[g + 1]):
+                if pos[i] < 0:
+                    kept_everywhere = False
+                    break
+        i_end = min(gstart[g + 1], gstart[g] + 1) if kept_everywhere else gstart[g + 1]
+        fa, fb = pixel_range(mx, r, 0, width - 1) if gstart[g + 1] > gstart[g] else (0, 0)  # else unset
+        wbuf = np.empty(max(fb - fa + 1, 1))  # a row span never leaves the footprint's columns
         for i in range(gstart[g], i_end):
             if pos[i] < 0:
                 continue  # dropped by the legacy cap
             t = itile[i]
             x0, y0 = (t % tiles_x) * tile, (t // tiles_x) * tile
             x1, y1 = min(x0 + tile, width) - 1, min(y0 + tile, height) - 1
-            if whole:
+            if kept_everywhere:
                 x0, y0, x1, y1 = 0, 0, width - 1, height - 1
             xa, xb = pixel_range(mx, r, x0, x1)
             ya, yb = pixel_range(my, r, y0, y1)
             ya, yb = clip_span(my, ey, ya, yb)
-            wbuf = np.empty(max(xb - xa + 1, 1))
             for y in range(ya, yb + 1):
                 dy = y - my
                 if abs(dy) > r:
