@@ -24,6 +24,7 @@ from torch import nn
 
 from ..data.stacks import load_stack, stack_info, stack_metrics  # also registers dataset=texture_stack
 from ..gaussians import RenderOptions
+from ..gaussians.ssim_loss import ssim_loss  # pytorch_msssim's SSIM, with its blurs fast on a CPU
 from .base import METHODS, Encoded, FitContext, Fitted, Method, psnr_from_mse
 from .image_gs_codec import ImageGSDecoded, encode, fake_quantise, render_values
 from .image_gs_config import ImageGSConfig
@@ -265,7 +266,7 @@ class ImageGS(Method):
         side = min(image.shape[1:])
         win = min(11, side if side % 2 else side - 1)  # SSIM's 11-px window, smaller on tiny images
         if c.ssim_weight and win >= 3:
-            loss = loss + c.ssim_weight * (1 - ssim_fn(out[None], image[None], data_range=1.0, win_size=win))
+            loss = loss + c.ssim_weight * (1 - ssim_loss(out[None], image[None], win_size=win))
         return loss
 
     def fit(self, image: torch.Tensor, budget: int, ctx: FitContext) -> ImageGSFitted:
