@@ -15,8 +15,8 @@ from gsbench.gaussians import RENDERERS, RenderOptions, cholesky_to_cov, render
 from gsbench.gaussians.params import cholesky_to_cov_legacy
 from gsbench.methods import FitContext, get_method
 from gsbench.methods.base import psnr_from_mse
-from gsbench.methods.gaussianimage import GaussianImageModel
-from gsbench.methods.gi_codec import module_snapshot, qat_iterations
+from gsbench.methods.gi.codec import module_snapshot, qat_iterations
+from gsbench.methods.gi.model import GaussianImageModel
 
 H, W = 12, 16
 

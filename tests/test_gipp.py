@@ -11,13 +11,8 @@ import torch
 
 from gsbench.codec import decode_bitstream
 from gsbench.methods import FitContext, get_method
-from gsbench.methods.gaussianimage_pp import (
-    GaussianImagePPModel,
-    Trainer,
-    edit_gaussians,
-    filter_variance,
-    growth_schedule,
-)
+from gsbench.methods.gi_pp.model import GaussianImagePPModel, edit_gaussians, filter_variance
+from gsbench.methods.gi_pp.train import Trainer, growth_schedule
 from helpers import gsbench
 
 

@@ -11,14 +11,10 @@ import torch
 from gsbench.codec import decode_bitstream
 from gsbench.codec.quant import LsqPlusQuantizer
 from gsbench.methods import FitContext, get_method
-from gsbench.methods.gaussianimage_pp import (
-    GaussianImagePPModel,
-    Trainer,
-    clip_keep,
-    color_norm_for,
-    positive_definite,
-)
-from gsbench.methods.gipp_codec import codec_schedule
+from gsbench.methods.gi_pp.codec import codec_schedule
+from gsbench.methods.gi_pp.method import color_norm_for
+from gsbench.methods.gi_pp.model import GaussianImagePPModel, clip_keep, positive_definite
+from gsbench.methods.gi_pp.train import Trainer
 
 CTX = FitContext(progress=False, log_every=0)
 

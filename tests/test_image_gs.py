@@ -19,15 +19,11 @@ from gsbench.errors import UserError
 from gsbench.gaussians import RenderOptions, cholesky_to_cov, cov_radius, cov_to_conic, render_topk
 from gsbench.gaussians.reference import dense_weights
 from gsbench.methods import FitContext, get_method
-from gsbench.methods.image_gs import (
-    ImageGSConfig,
-    evaluate_stack,
-    gradient_magnitude,
-    initial_model,
-    plan_schedule,
-    sample_pixels,
-)
-from gsbench.methods.image_gs_codec import encode
+from gsbench.methods.image_gs.codec import encode
+from gsbench.methods.image_gs.config import ImageGSConfig
+from gsbench.methods.image_gs.method import evaluate_stack
+from gsbench.methods.image_gs.model import gradient_magnitude, initial_model, sample_pixels
+from gsbench.methods.image_gs.schedule import plan_schedule
 from helpers import gsbench, random_gaussians
 
 ROOT = Path(__file__).resolve().parents[1]

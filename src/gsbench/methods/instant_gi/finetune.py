@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from pytorch_optimizer import Adan
 
 from ..base import FitContext, psnr_from_mse
-from ..gaussianimage import GaussianImageModel
+from ..gi.model import GaussianImageModel
 from ..loop import LOSSES, Hook, TrainState, train
 
 MIN_SCALE = 0.5  # px: the code's clamp of net-initialised scales

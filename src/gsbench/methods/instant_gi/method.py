@@ -15,7 +15,8 @@ import torch
 
 from ...errors import UserError
 from ..base import METHODS, FitContext, Method
-from ..gaussianimage import GaussianImageFitted, GaussianImageModel
+from ..gi.method import GaussianImageFitted
+from ..gi.model import GaussianImageModel
 from .checkpoint import file_sha256, load_checkpoint
 from .finetune import Clock, finetune, rs_model_from
 from .network import InitGaussians, InitNet

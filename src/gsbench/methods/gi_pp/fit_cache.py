@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from .base import FitContext
-from .gipp_model import GaussianImagePPModel, setattr_tensor
+from ..base import FitContext
+from .model import GaussianImagePPModel, setattr_tensor
 
 TENSORS = ("means", "cov", "colors", "filter_var")
 

@@ -25,46 +25,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..gaussians import RenderOptions
-from .base import METHODS, FitContext, Fitted, Method
-from .gipp_model import (
-    ALPHA,
-    CLIP_RULES,
-    COV_BOUND,
-    FILTER_CAP,
-    VARIANTS,
-    GaussianImagePPModel,
-    clip_keep,
-    edit_gaussians,
-    filter_variance,
-    minor_radius,
-    positive_definite,
-    render_gaussians,
-)
-from .gipp_train import Trainer, growth_count, growth_schedule
-from .loop import optimise
-from .resume import fit_checkpoint
-
-__all__ = [
-    "ALPHA",
-    "CLIP_RULES",
-    "COV_BOUND",
-    "FILTER_CAP",
-    "VARIANTS",
-    "GaussianImagePP",
-    "GaussianImagePPFitted",
-    "GaussianImagePPModel",
-    "Trainer",
-    "clip_keep",
-    "color_norm_for",
-    "edit_gaussians",
-    "filter_variance",
-    "growth_count",
-    "growth_schedule",
-    "minor_radius",
-    "positive_definite",
-    "render_gaussians",
-]
+from ...gaussians import RenderOptions
+from ..base import METHODS, FitContext, Fitted, Method
+from ..loop import optimise
+from ..resume import fit_checkpoint
+from .model import VARIANTS, GaussianImagePPModel
+from .train import Trainer
 
 
 class GaussianImagePPFitted(Fitted):
@@ -176,7 +142,7 @@ class GaussianImagePP(Method):
         return GaussianImagePPFitted(model, ctx.render, radius_clip, info, rule)
 
     def compress(self, image: torch.Tensor, budget: int, ctx: FitContext):
-        """Fit (or reuse a fit), warm-up, QAT and the bitstream: :func:`.gipp_codec.compress_gipp`."""
-        from .gipp_codec import compress_gipp
+        """Fit (or reuse a fit), warm-up, QAT and the bitstream: :func:`.codec.compress_gipp`."""
+        from .codec import compress_gipp
 
         return compress_gipp(self, image, budget, ctx)

@@ -29,13 +29,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..codec import DECODERS, BitstreamError, DecodedGaussians
-from ..codec.container import Container, encode_container
-from ..codec.quant import LsqPlusQuantizer, lsq_preview, read_lsq, write_lsq
-from ..codec.streams import ByteReader
-from .base import Encoded, FitContext
-from .gaussianimage_pp import Trainer, clip_keep, color_norm_for, positive_definite, render_gaussians
-from .loop import Every, optimise
+from ...codec import DECODERS, BitstreamError, DecodedGaussians
+from ...codec.container import Container, encode_container
+from ...codec.quant import LsqPlusQuantizer, lsq_preview, read_lsq, write_lsq
+from ...codec.streams import ByteReader
+from ..base import Encoded, FitContext
+from ..loop import Every, optimise
+from .method import color_norm_for
+from .model import clip_keep, positive_definite, render_gaussians
+from .train import Trainer
 
 MAX_LOG_VARIANCE = 60.0  # exp(60) px^2: far beyond any image, still finite in float32 products
 LOG_FLOOR = 1e-6  # variances are clamped here before the log (QAT can push one through zero)

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..gaussians.strategy import BestSnapshot, Hook
-from .base import FitContext, psnr_from_mse
-from .gipp_model import (
+from ...gaussians.strategy import BestSnapshot, Hook
+from ..base import FitContext, psnr_from_mse
+from .model import (
     CLIP_RULES,
     PARAMS,
     GaussianImagePPModel,

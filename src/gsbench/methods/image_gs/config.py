@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
-from .image_gs_codec import RenderSpec
-from .image_gs_schedule import SCHEDULES
+from ...errors import UserError
+from .codec import RenderSpec
+from .schedule import SCHEDULES
 
 
 @dataclass(frozen=True)

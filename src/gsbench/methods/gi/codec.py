@@ -26,16 +26,16 @@ import torch
 import torch.nn.functional as F
 from pytorch_optimizer import Adan
 
-from ..codec import DECODERS, DecodedGaussians
-from ..codec.container import Container, encode_container
-from ..codec.quant import LsqPlusQuantizer, fp16_ste, lsq_preview, raise_corrupt, read_lsq, write_lsq
-from ..codec.rvq import ResidualVQ
-from ..codec.streams import ByteReader, decode_symbols, encode_symbols
-from ..gaussians import cholesky_to_cov
-from ..gaussians.params import cholesky_to_cov_legacy
-from ..gaussians.strategy import BestSnapshot
-from .base import Encoded, FitContext, psnr_from_mse
-from .loop import TrainState, train
+from ...codec import DECODERS, DecodedGaussians
+from ...codec.container import Container, encode_container
+from ...codec.quant import LsqPlusQuantizer, fp16_ste, lsq_preview, raise_corrupt, read_lsq, write_lsq
+from ...codec.rvq import ResidualVQ
+from ...codec.streams import ByteReader, decode_symbols, encode_symbols
+from ...gaussians import cholesky_to_cov
+from ...gaussians.params import cholesky_to_cov_legacy
+from ...gaussians.strategy import BestSnapshot
+from ..base import Encoded, FitContext, psnr_from_mse
+from ..loop import TrainState, train
 
 BOUND = (0.5, 0.0, 0.5)  # GaussianImage's fixed Cholesky bound
 
@@ -73,7 +73,7 @@ def module_snapshot(modules: list[torch.nn.Module], score, every: int = 100, las
 
 def compress_gi(method, image: torch.Tensor, budget: int, ctx: FitContext) -> Encoded:
     """Fit GaussianImage, fine-tune it under quantisation, keep the best QAT snapshot, encode it."""
-    from ..gaussians import render
+    from ...gaussians import render
 
     codec = method.codec_cfg
     fitted = method.fit(image, budget, ctx)
@@ -136,7 +136,7 @@ def encode_gi(
     model, q_chol: LsqPlusQuantizer, rvq: ResidualVQ, ctx: FitContext, entropy: bool, info: dict
 ) -> Encoded:
     """Write the file; ``preview`` renders what the decoder will rebuild."""
-    from ..gaussians import render
+    from ...gaussians import render
 
     xyz16 = model._xyz.detach().half()
     if not torch.isfinite(xyz16).all():

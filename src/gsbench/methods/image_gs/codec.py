@@ -26,10 +26,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..codec import DECODERS, BitstreamError, Container, check_output, check_render_budget, encode_container
-from ..codec.guard import check_memory, flush_denormals
-from ..codec.streams import ByteReader, decode_symbols, encode_symbols
-from ..gaussians import RenderOptions, render, render_topk, scale_rot_to_cov
+from ...codec import DECODERS, BitstreamError, Container, check_output, check_render_budget, encode_container
+from ...codec.guard import check_memory, flush_denormals
+from ...codec.streams import ByteReader, decode_symbols, encode_symbols
+from ...gaussians import RenderOptions, render, render_topk, scale_rot_to_cov
 
 FORMAT = 1
 MODES = ("topk_norm", "topk_sum", "sum")
