@@ -45,7 +45,7 @@ def build(method: str, n: int, h: int, w: int, grow: float, options: RenderOptio
 
             model = GaussianImageModel(n, h, w, seed=0).to(dev)
             with torch.no_grad():
-                model._cholesky.add_(model.cholesky_bound).mul_(grow).sub_(model.cholesky_bound)
+                model.cholesky.add_(model.cholesky_bound).mul_(grow).sub_(model.cholesky_bound)
             gaussians = model.gaussians
         else:
             from gsbench.methods.gi_pp.model import GaussianImagePPModel
@@ -84,7 +84,7 @@ def build(method: str, n: int, h: int, w: int, grow: float, options: RenderOptio
         from gsbench.methods.sgi.method import SGI
 
         ctx = FitContext(device=dev, render=options, progress=False, log_every=0)
-        model, _ = SGI({}, {"iterations": 1000}).setup(target, n, ctx)
+        model, _ = SGI({}, {"iterations": 1000}).build_pyramid_fit(target, n, ctx)
         while model.level > 0:
             model.to_finer_level()  # full resolution, the longest stage
         with torch.no_grad():

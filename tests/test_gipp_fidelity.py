@@ -9,12 +9,12 @@ import math
 import torch
 
 from gsbench.codec import decode_bitstream
-from gsbench.codec.quant import LsqPlusQuantizer
+from gsbench.codec.quant import LsqPlusQuantiser
 from gsbench.methods import FitContext, get_method
 from gsbench.methods.gi_pp.codec import codec_schedule
 from gsbench.methods.gi_pp.method import color_norm_for
 from gsbench.methods.gi_pp.model import GaussianImagePPModel, clip_keep, positive_definite
-from gsbench.methods.gi_pp.train import Trainer
+from gsbench.methods.gi_pp.train import GrowthTrainer
 
 CTX = FitContext(progress=False, log_every=0)
 
@@ -91,11 +91,11 @@ def test_represent_and_compress_colour_activation():
 
 def test_best_snapshot_restores_lsq_step_and_offset():
     model = GaussianImagePPModel(6, 8, 8, seed=0)
-    quant = LsqPlusQuantizer(6, 3)
+    quant = LsqPlusQuantiser(6, 3)
     quant.init_from(torch.rand(6, 3))
     target = torch.zeros(3, 8, 8)
     cfg = {"best_snapshot": True}
-    trainer = Trainer(model, target, cfg, 6, 10, torch.optim.Adam(model.parameters()), CTX)
+    trainer = GrowthTrainer(model, target, cfg, 6, 10, torch.optim.Adam(model.parameters()), CTX)
     trainer.extra_modules = [quant]
     trainer.forward = lambda: torch.zeros(3, 8, 8)
     trainer.check_snapshot(3)
@@ -134,7 +134,9 @@ def test_radius_clip_follows_the_official_ceil():
 def test_growth_drops_non_pd_covariances_and_uses_the_pre_step_render():
     model = GaussianImagePPModel(10, 16, 16, seed=2)
     target = torch.zeros(3, 16, 16)
-    trainer = Trainer(model, target, {"variant": "code"}, 400, 100, torch.optim.Adam(model.parameters()), CTX)
+    trainer = GrowthTrainer(
+        model, target, {"variant": "code"}, 400, 100, torch.optim.Adam(model.parameters()), CTX
+    )
     fake = torch.zeros(3, 16, 16)
     fake[:, 3, 9] = 1.0  # the kept training render says pixel (x=9, y=3) is the worst
     trainer.last_out = fake

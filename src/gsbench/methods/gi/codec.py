@@ -28,7 +28,7 @@ from pytorch_optimizer import Adan
 
 from ...codec import DECODERS, DecodedGaussians
 from ...codec.container import Container, encode_container
-from ...codec.quant import LsqPlusQuantizer, fp16_ste, lsq_preview, raise_corrupt, read_lsq, write_lsq
+from ...codec.quant import LsqPlusQuantiser, fp16_ste, lsq_preview, raise_corrupt, read_lsq, write_lsq
 from ...codec.rvq import ResidualVQ
 from ...codec.streams import ByteReader, decode_symbols, encode_symbols
 from ...gaussians import cholesky_to_cov
@@ -80,7 +80,7 @@ def compress_gi(method, image: torch.Tensor, budget: int, ctx: FitContext) -> En
     model = fitted.model
     if model.variant != "cholesky":
         raise ValueError("the GaussianImage codec quantises Cholesky factors: use method.variant=cholesky")
-    q_chol = LsqPlusQuantizer(int(codec.get("cholesky_bits", 6)), 3).to(ctx.device)
+    q_chol = LsqPlusQuantiser(int(codec.get("cholesky_bits", 6)), 3).to(ctx.device)
     rvq = ResidualVQ(
         3,
         int(codec.get("rvq_stages", 2)),
@@ -96,9 +96,9 @@ def compress_gi(method, image: torch.Tensor, budget: int, ctx: FitContext) -> En
     legacy = ctx.render.legacy_cholesky_grad
 
     def forward() -> torch.Tensor:
-        xyz, chol = fp16_ste(model._xyz), q_chol(model._cholesky)
+        xyz, chol = fp16_ste(model.xyz), q_chol(model.cholesky)
         means, cov = gi_tensors(xyz, chol, model.height, model.width, legacy)
-        colors, _, box["commit"] = rvq(model._features_dc)
+        colors, _, box["commit"] = rvq(model.colors)
         return render(means, cov, colors, model.height, model.width, ctx.render).clamp(0, 1)
 
     qat, source = qat_iterations(codec, int(method.train_cfg["iterations"]))
@@ -133,16 +133,16 @@ def compress_gi(method, image: torch.Tensor, budget: int, ctx: FitContext) -> En
 
 @torch.no_grad()
 def encode_gi(
-    model, q_chol: LsqPlusQuantizer, rvq: ResidualVQ, ctx: FitContext, entropy: bool, info: dict
+    model, q_chol: LsqPlusQuantiser, rvq: ResidualVQ, ctx: FitContext, entropy: bool, info: dict
 ) -> Encoded:
     """Write the file; ``preview`` renders what the decoder will rebuild."""
     from ...gaussians import render
 
-    xyz16 = model._xyz.detach().half()
+    xyz16 = model.xyz.detach().half()
     if not torch.isfinite(xyz16).all():
         raise ValueError("a position overflows float16; the fit diverged")
-    chol = model._cholesky.detach()
-    _, indices, _ = rvq(model._features_dc.detach())
+    chol = model.cholesky.detach()
+    _, indices, _ = rvq(model.colors.detach())
     n, height, width = model.num_gaussians, model.height, model.width
     index_bits = max(1, math.ceil(math.log2(rvq.size)))
     colr = (

@@ -41,6 +41,40 @@ class GaussianImageModel(nn.Module):
     def num_gaussians(self) -> int:
         return self._xyz.shape[0]
 
+    # The stored parameters, as the codec quantises them (the Parameters themselves, so gradients flow
+    # through a quantised forward): names without the underscore are the public view of the raw values.
+    @property
+    def xyz(self) -> nn.Parameter:
+        """``[N, 2]`` positions before the tanh (the image spans [-1, 1] after it)."""
+        return self._xyz
+
+    @property
+    def cholesky(self) -> nn.Parameter:
+        """``[N, 3]`` Cholesky factors before the fixed bound is added (``cholesky`` variant only)."""
+        return self._cholesky
+
+    @property
+    def colors(self) -> nn.Parameter:
+        """``[N, 3]`` the "weighted colours" as rendered."""
+        return self._features_dc
+
+    @torch.no_grad()
+    def load_rs(
+        self, xy: torch.Tensor, scale: torch.Tensor, rotation: torch.Tensor, colors: torch.Tensor
+    ) -> None:
+        """Set an ``rs`` model's Gaussians by inverting its parameterisation.
+
+        Args:
+            xy: ``[N, 2]`` positions in [-1, 1]; scale: ``[N, 2]`` std devs in px (``|s + 0.5|`` = scale,
+                so scales of at least 0.5 round-trip); rotation: ``[N]`` angle as a fraction of 2 pi in
+                (0, 1); colors: ``[N, 3]``.
+        """
+        n = xy.shape[0]
+        self._xyz.copy_(torch.atanh(xy.clamp(-1 + 1e-6, 1 - 1e-6)))
+        self._scaling.copy_(scale - self.scale_bound)
+        self._rotation.copy_(torch.logit(rotation.reshape(n, 1).clamp(1e-6, 1 - 1e-6)))
+        self._features_dc.copy_(colors)
+
     def gaussians(self, legacy_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Means ``[N, 2]`` in pixels, packed covariances ``[N, 3]`` and colours ``[N, 3]``.
 

@@ -31,26 +31,26 @@ from torch import nn
 
 from ...codec import DECODERS, BitstreamError, DecodedGaussians
 from ...codec.container import Container, encode_container
-from ...codec.quant import LsqPlusQuantizer, lsq_preview, read_lsq, write_lsq
+from ...codec.quant import LsqPlusQuantiser, lsq_preview, read_lsq, write_lsq
 from ...codec.streams import ByteReader
 from ..base import Encoded, FitContext
 from ..loop import Every, optimise
 from .method import color_norm_for
 from .model import clip_keep, positive_definite, render_gaussians
-from .train import Trainer
+from .train import GrowthTrainer
 
 MAX_LOG_VARIANCE = 60.0  # exp(60) px^2: far beyond any image, still finite in float32 products
 LOG_FLOOR = 1e-6  # variances are clamped here before the log (QAT can push one through zero)
 
 
-class GiPPQuantizers(nn.Module):
+class GiPPQuantisers(nn.Module):
     """The three attribute quantisers; ``forward`` maps real attributes to their quantised values."""
 
     def __init__(self, pos_bits: int = 12, cov_bits: int = 10, color_bits: int = 6) -> None:
         super().__init__()
-        self.pos = LsqPlusQuantizer(pos_bits, 2)
-        self.cov = LsqPlusQuantizer(cov_bits, 3)
-        self.color = LsqPlusQuantizer(color_bits, 3)
+        self.pos = LsqPlusQuantiser(pos_bits, 2)
+        self.cov = LsqPlusQuantiser(cov_bits, 3)
+        self.color = LsqPlusQuantiser(color_bits, 3)
 
     def forward(self, means, cov, colors) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Fake-quantised ``means [N, 2]``, stored ``cov [N, 3]`` and ``colors [N, 3]`` (differentiable)."""
@@ -98,11 +98,11 @@ def compress_gipp(method, image: torch.Tensor, budget: int, ctx: FitContext) -> 
     if pipeline == "two_stage":
         model, info["fit"] = cached_fit(method, image, budget, ctx, color_norm)
         optimizer, scheduler = method.optimizer(model)
-        trainer = Trainer(model, image, method.cfg, budget, total, optimizer, ctx)
+        trainer = GrowthTrainer(model, image, method.cfg, budget, total, optimizer, ctx)
         trainer.grow_until = trainer.prune_until = warmup  # train_quantize.py: only during the warm-up
     else:
-        model, optimizer, scheduler, trainer = method.setup(image, budget, ctx, total, color_norm)
-    quant = GiPPQuantizers(
+        model, optimizer, scheduler, trainer = method.build_growth_fit(image, budget, ctx, total, color_norm)
+    quant = GiPPQuantisers(
         int(codec.get("position_bits", 12)),
         int(codec.get("covariance_bits", 10)),
         int(codec.get("color_bits", 6)),
@@ -168,7 +168,7 @@ def compress_gipp(method, image: torch.Tensor, budget: int, ctx: FitContext) -> 
 
 
 @torch.no_grad()
-def encode_gipp(model, quant: GiPPQuantizers, ctx: FitContext, entropy: bool, trainer, info: dict) -> Encoded:
+def encode_gipp(model, quant: GiPPQuantisers, ctx: FitContext, entropy: bool, trainer, info: dict) -> Encoded:
     """Write the file; ``preview`` renders exactly what the decoder will rebuild."""
     means, cov, colors = model.means.detach(), model.stored_cov().detach(), model.color_values().detach()
     q_cov = from_log(lsq_preview(quant.cov, to_log(cov)))

@@ -30,7 +30,7 @@ from ..base import METHODS, FitContext, Fitted, Method
 from ..loop import optimise
 from ..resume import fit_checkpoint
 from .model import VARIANTS, GaussianImagePPModel
-from .train import Trainer
+from .train import GrowthTrainer
 
 
 class GaussianImagePPFitted(Fitted):
@@ -84,10 +84,10 @@ class GaussianImagePP(Method):
     name = "gi_pp"
     tasks = ("represent", "compress")
 
-    def setup(
+    def build_growth_fit(
         self, image: torch.Tensor, budget: int, ctx: FitContext, iterations: int, color_norm: bool = False
     ):
-        """Model, Adam + StepLR and the :class:`Trainer` of a fit of ``iterations`` steps."""
+        """Model, Adam + StepLR and the :class:`GrowthTrainer` of a fit of ``iterations`` steps."""
         variant = str(self.cfg.get("variant", "paper"))
         if variant not in VARIANTS:
             raise ValueError(f"unknown GaussianImage++ variant {variant!r}; valid: {', '.join(VARIANTS)}")
@@ -95,7 +95,7 @@ class GaussianImagePP(Method):
         model = GaussianImagePPModel(max(budget // 2, 1), height, width, ctx.seed, color_norm)
         model = model.to(ctx.device)
         optimizer, scheduler = self.optimizer(model)
-        trainer = Trainer(model, image, self.cfg, budget, iterations, optimizer, ctx)
+        trainer = GrowthTrainer(model, image, self.cfg, budget, iterations, optimizer, ctx)
         return model, optimizer, scheduler, trainer
 
     def optimizer(self, model: nn.Module, lr: float | None = None):
@@ -112,7 +112,9 @@ class GaussianImagePP(Method):
     def fit_model(self, image: torch.Tensor, budget: int, ctx: FitContext, color_norm: bool):
         """The representation fit (``train.py``): ``(model, info)`` after the best snapshot is restored."""
         iterations = int(self.train_cfg["iterations"])
-        model, optimizer, scheduler, trainer = self.setup(image, budget, ctx, iterations, color_norm)
+        model, optimizer, scheduler, trainer = self.build_growth_fit(
+            image, budget, ctx, iterations, color_norm
+        )
         checkpoint = fit_checkpoint(
             ctx, "fit", {"model": model, "generator": model.gen}, image,
             method=self.cfg, iterations=iterations, budget=budget, color_norm=color_norm,

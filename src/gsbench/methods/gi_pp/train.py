@@ -46,7 +46,7 @@ def growth_schedule(variant: str, budget: int, iterations: int, grow_every: int)
     return out
 
 
-class Trainer(Hook):
+class GrowthTrainer(Hook):
     """The D3 / pruning / snapshot state of one fit, as a hook of the training loop (:meth:`on_step`).
 
     Order within a step, as the code: the loop renders (:meth:`step_forward`, which keeps that render)

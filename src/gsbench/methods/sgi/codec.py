@@ -135,7 +135,7 @@ def coding_models(head: Header, table: torch.Tensor, ctx_mlp: list[torch.Tensor]
     return models
 
 
-def quantized_gaussian(lo: int, hi: int):
+def quantised_gaussian(lo: int, hi: int):
     import constriction
 
     return constriction.stream.model.QuantizedGaussian(lo, hi)
@@ -242,7 +242,7 @@ def read_sgi(c: Container) -> SGIParts:
     parts = SGIParts(head, seeds, signs, mlps16, {}, {})
     table, ctx_mlp, xy01 = parts.context_inputs(c.height, c.width)
     streams = {g: read_stream(ByteReader(c.section(TAGS[g]), f"sgi section {TAGS[g]}")) for g in GROUPS}
-    families = {g: quantized_gaussian(streams[g][0], streams[g][1]) for g in GROUPS}
+    families = {g: quantised_gaussian(streams[g][0], streams[g][1]) for g in GROUPS}
     syms: dict[str, list] = {g: [] for g in GROUPS}
     vals: dict[str, list] = {g: [] for g in GROUPS}
     for start in range(0, head.seeds, CHUNK):

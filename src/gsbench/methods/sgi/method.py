@@ -8,7 +8,7 @@ from ...gaussians import RenderOptions, render
 from ..base import METHODS, Encoded, FitContext, Fitted, Method
 from .hashgrid import hash_config
 from .model import SGIModel, jittered_seeds
-from .train import DEFAULT_LR, Schedule, Trainer
+from .train import DEFAULT_LR, PyramidSchedule, PyramidTrainer
 
 
 class SGIFitted(Fitted):
@@ -58,7 +58,9 @@ class SGI(Method):
             "offset": float(c.get("q_offset", 0.2)),
         }
 
-    def setup(self, image: torch.Tensor, budget: int, ctx: FitContext) -> tuple[SGIModel, Trainer]:
+    def build_pyramid_fit(
+        self, image: torch.Tensor, budget: int, ctx: FitContext
+    ) -> tuple[SGIModel, PyramidTrainer]:
         """Seeds, model and trainer for ``image`` ``[3, H, W]`` and ``budget`` Gaussians."""
         cfg = self.cfg
         k = int(cfg.get("gaussians_per_seed", 10))
@@ -77,7 +79,7 @@ class SGI(Method):
         clamp = None if clamp is None else float(clamp)
         model = SGIModel(seeds, unit, height, width, feature_dim, k, grid, gen, clamp).to(ctx.device)
         iterations = int(self.train_cfg["iterations"])
-        schedule = Schedule.build(
+        schedule = PyramidSchedule.build(
             iterations,
             levels,
             cfg.get("level_ends"),
@@ -89,7 +91,7 @@ class SGI(Method):
             if key not in lrs:
                 raise ValueError(f"sgi: unknown learning-rate key {key!r}; valid: {', '.join(lrs)}")
             lrs[key] = [float(value), float(value)] if isinstance(value, int | float) else list(value)
-        trainer = Trainer(
+        trainer = PyramidTrainer(
             model=model,
             image=image,
             schedule=schedule,
@@ -103,7 +105,7 @@ class SGI(Method):
         return model, trainer
 
     def train(self, image: torch.Tensor, budget: int, ctx: FitContext) -> tuple[SGIModel, dict]:
-        model, trainer = self.setup(image, budget, ctx)
+        model, trainer = self.build_pyramid_fit(image, budget, ctx)
         torch.manual_seed(int(ctx.seed))  # the quantisation noise and the rate's seed sampling
         history = trainer.run()
         sched = trainer.schedule

@@ -40,7 +40,7 @@ DEFAULT_LR = {  # the paper's Table A1 / the code's OptimizationParams: [initial
 
 
 @dataclass
-class Schedule:
+class PyramidSchedule:
     """Iteration ranges (1-based, inclusive) of the levels, coarse to fine, and of noise and rate."""
 
     iterations: int
@@ -97,12 +97,12 @@ def make_optimizer(model: SGIModel, lrs: dict) -> torch.optim.Adam:
 
 
 @dataclass
-class Trainer(Hook):
+class PyramidTrainer(Hook):
     """Runs the multi-scale fit of ``model`` to ``image`` ``[3, H, W]``; :meth:`run` returns the history."""
 
     model: SGIModel
     image: torch.Tensor
-    schedule: Schedule
+    schedule: PyramidSchedule
     lrs: dict
     q: dict  # base steps at full resolution: feature, scaling, offset
     lmbda: float
