@@ -67,7 +67,7 @@ def build(method: str, n: int, h: int, w: int, grow: float, options: RenderOptio
         from gsbench.methods.image_gs.config import ImageGSConfig
         from gsbench.methods.image_gs.model import initial_model
 
-        cfg = ImageGSConfig()
+        cfg = ImageGSConfig.from_mapping({})
         model = initial_model(target, n, cfg, torch.Generator().manual_seed(0)).to(dev)
         with torch.no_grad():
             model.scale.mul_(1.0 / grow if cfg.inverse_scale else grow)

@@ -16,6 +16,7 @@ from gsbench.gaussians.params import cholesky_to_cov_legacy
 from gsbench.methods import FitContext, get_method
 from gsbench.methods.base import psnr_from_mse
 from gsbench.methods.gi.codec import module_snapshot, qat_iterations
+from gsbench.methods.gi.config import GICodecConfig
 from gsbench.methods.gi.model import GaussianImageModel
 
 H, W = 12, 16
@@ -91,9 +92,12 @@ def test_gi_model_uses_the_legacy_gradient_when_asked():
 
 
 def test_codec_iterations_follow_train_iterations_unless_set():
-    assert qat_iterations({}, 50) == (50, "train.iterations")
-    assert qat_iterations({"qat_iterations": None}, 50) == (50, "train.iterations")
-    assert qat_iterations({"qat_iterations": 7}, 50) == (7, "codec.qat_iterations")
+    assert qat_iterations(GICodecConfig.from_mapping({}).qat_iterations, 50) == (50, "train.iterations")
+    assert qat_iterations(None, 50) == (50, "train.iterations")
+    assert qat_iterations(GICodecConfig.from_mapping({"qat_iterations": 7}).qat_iterations, 50) == (
+        7,
+        "codec.qat_iterations",
+    )
     image = torch.rand(3, H, W)
     gi = get_method("gi", {"lr": 1e-2}, {"iterations": 3}, {"snapshot_every": 1})
     enc = gi.compress(image, 30, FitContext(progress=False, log_every=1))

@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from ...errors import UserError
 from ..base import METHODS, Encoded, FitContext, Fitted, Method, psnr_from_mse
 from ..loop import optimise
-from .codec import MAX_HIDDEN, MAX_LAYERS, decode_coin, pack, read_container
+from .codec import decode_coin, pack, read_container
+from .config import CoinConfig
 from .model import Siren, coordinates, num_params
 
 
@@ -63,7 +63,7 @@ class CoinFitted(Fitted):
 
 @METHODS.register("coin")
 class Coin(Method):
-    """COIN; config keys: ``hidden``, ``layers`` (the budget), ``w0``, ``w0_initial``, ``lr``, ``keep_best``.
+    """COIN; options: :class:`.config.CoinConfig` (``hidden`` x ``layers`` is the budget).
 
     The budget is the parameter count; ``train.iterations`` steps of full-batch Adam.
     """
@@ -71,15 +71,11 @@ class Coin(Method):
     name = "coin"
     tasks = ("represent", "compress")
     budget_name = "params"
+    config_class = CoinConfig
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # sets self.cfg (the method node) and self.train_cfg
-        self.hidden, self.layers = int(self.cfg.get("hidden", 28)), int(self.cfg.get("layers", 10))
-        if not (1 <= self.hidden <= MAX_HIDDEN and 1 <= self.layers <= MAX_LAYERS):
-            raise UserError(
-                f"coin: method.hidden must be in 1..{MAX_HIDDEN} and method.layers in 1..{MAX_LAYERS}, "
-                f"got {self.hidden} and {self.layers}"
-            )
+        super().__init__(*args, **kwargs)  # sets self.cfg (the method node), self.config and self.train_cfg
+        self.hidden, self.layers = self.config.hidden, self.config.layers
 
     def budget(self, gaussians: int) -> int:
         """The number of parameters of the ``hidden`` x ``layers`` net (the ``gaussians`` key is ignored)."""
@@ -90,14 +86,14 @@ class Coin(Method):
         model = Siren(
             self.hidden,
             self.layers,
-            float(self.cfg.get("w0", 30.0)),
-            float(self.cfg.get("w0_initial", 30.0)),
+            self.config.w0,
+            self.config.w0_initial,
             seed=ctx.seed,
         ).to(ctx.device)
         coords = coordinates(height, width, ctx.device)
         target = image.reshape(image.shape[0], -1).T  # [H W, 3]
         iterations = int(self.train_cfg["iterations"])
-        keep_best = bool(self.cfg.get("keep_best", True))
+        keep_best = self.config.keep_best
         best: dict[str, Any] = {"psnr": -math.inf, "step": None}
         best_state: dict[str, torch.Tensor] = {}
         step = 0
@@ -115,7 +111,7 @@ class Coin(Method):
                     best_state.update({k: v.detach().clone() for k, v in model.state_dict().items()})
             return out
 
-        optimizer = torch.optim.Adam(model.parameters(), lr=float(self.cfg.get("lr", 2e-4)))
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.config.lr)
         history = optimise(forward, target, optimizer, None, iterations, ctx, loss="l2")
         with torch.no_grad():
             final = clamped_psnr(model(coords), target)

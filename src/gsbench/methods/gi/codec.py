@@ -52,9 +52,8 @@ def gi_tensors(
     return means, to_cov(chol.float() + torch.tensor(BOUND, device=chol.device))
 
 
-def qat_iterations(codec: dict, train_iterations: int) -> tuple[int, str]:
-    """``(iterations, source)``: ``codec.qat_iterations`` when set, else ``train.iterations``."""
-    explicit = codec.get("qat_iterations")
+def qat_iterations(explicit: int | None, train_iterations: int) -> tuple[int, str]:
+    """``(iterations, source)``: ``explicit`` (``codec.qat_iterations``) if set, else ``train.iterations``."""
     if explicit is None:
         return int(train_iterations), "train.iterations"
     return int(explicit), "codec.qat_iterations"
@@ -75,22 +74,16 @@ def compress_gi(method, image: torch.Tensor, budget: int, ctx: FitContext) -> En
     """Fit GaussianImage, fine-tune it under quantisation, keep the best QAT snapshot, encode it."""
     from ...gaussians import render
 
-    codec = method.codec_cfg
+    codec = method.codec_config
     fitted = method.fit(image, budget, ctx)
     model = fitted.model
     if model.variant != "cholesky":
         raise ValueError("the GaussianImage codec quantises Cholesky factors: use method.variant=cholesky")
-    q_chol = LsqPlusQuantiser(int(codec.get("cholesky_bits", 6)), 3).to(ctx.device)
-    rvq = ResidualVQ(
-        3,
-        int(codec.get("rvq_stages", 2)),
-        int(codec.get("rvq_codebook", 8)),
-        float(codec.get("rvq_decay", 0.8)),
-        seed=ctx.seed,
-    ).to(ctx.device)
-    commit_weight = float(codec.get("commitment", 1.0))
+    q_chol = LsqPlusQuantiser(codec.cholesky_bits, 3).to(ctx.device)
+    rvq = ResidualVQ(3, codec.rvq_stages, codec.rvq_codebook, codec.rvq_decay, seed=ctx.seed).to(ctx.device)
+    commit_weight = codec.commitment
     params = [*model.parameters(), *q_chol.parameters()]
-    optimizer = Adan(params, lr=float(codec.get("lr", 1e-3)))
+    optimizer = Adan(params, lr=codec.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=20000, gamma=0.5)
     box: dict[str, torch.Tensor] = {}
     legacy = ctx.render.legacy_cholesky_grad
@@ -101,7 +94,7 @@ def compress_gi(method, image: torch.Tensor, budget: int, ctx: FitContext) -> En
         colors, _, box["commit"] = rvq(model.colors)
         return render(means, cov, colors, model.height, model.width, ctx.render).clamp(0, 1)
 
-    qat, source = qat_iterations(codec, int(method.train_cfg["iterations"]))
+    qat, source = qat_iterations(codec.qat_iterations, int(method.train_cfg["iterations"]))
 
     @torch.no_grad()
     def score() -> float:
@@ -110,8 +103,8 @@ def compress_gi(method, image: torch.Tensor, budget: int, ctx: FitContext) -> En
         rvq.train()
         return psnr
 
-    snapshot = module_snapshot([model, q_chol, rvq], score, int(codec.get("snapshot_every", 100)), qat)
-    hooks = [snapshot] if bool(codec.get("best_snapshot", True)) else []
+    snapshot = module_snapshot([model, q_chol, rvq], score, codec.snapshot_every, qat)
+    hooks = [snapshot] if codec.best_snapshot else []
     state = TrainState(
         forward, lambda out, target: F.mse_loss(out, target) + commit_weight * box["commit"], image,
         optimizer, scheduler,
@@ -128,7 +121,7 @@ def compress_gi(method, image: torch.Tensor, budget: int, ctx: FitContext) -> En
     }
     info.update(snapshot.restore())
     rvq.eval()
-    return encode_gi(model, q_chol, rvq, ctx, bool(codec.get("entropy", True)), info)
+    return encode_gi(model, q_chol, rvq, ctx, codec.entropy, info)
 
 
 @torch.no_grad()

@@ -15,6 +15,7 @@ from ...gaussians import RenderOptions
 from ..base import METHODS, FitContext, Fitted, Method
 from ..loop import optimise
 from ..resume import fit_checkpoint
+from .config import GICodecConfig, GIConfig
 from .model import VARIANTS, GaussianImageModel
 
 __all__ = ["VARIANTS", "GaussianImage", "GaussianImageFitted", "GaussianImageModel"]
@@ -49,25 +50,23 @@ class GaussianImageFitted(Fitted):
 
 @METHODS.register("gi")
 class GaussianImage(Method):
-    """GaussianImage; config keys: ``variant`` (cholesky | rs), ``lr``, ``loss``, ``lr_step``, ``lr_gamma``.
+    """GaussianImage; options: :class:`.config.GIConfig` (``method``), :class:`.config.GICodecConfig`.
 
     Both variants store 8 values per Gaussian.
     """
 
     name = "gi"
     tasks = ("represent", "compress")
+    config_class = GIConfig
+    codec_config_class = GICodecConfig
 
     def fit(self, image: torch.Tensor, budget: int, ctx: FitContext) -> GaussianImageFitted:
         _, height, width = image.shape
-        model = GaussianImageModel(budget, height, width, self.cfg.get("variant", "cholesky"), ctx.seed)
-        model = model.to(ctx.device)
-        optimizer = Adan(model.parameters(), lr=float(self.cfg.get("lr", 1e-3)))
-        scheduler = torch.optim.lr_scheduler.StepLR(
-            optimizer,
-            step_size=int(self.cfg.get("lr_step", 20000)),
-            gamma=float(self.cfg.get("lr_gamma", 0.5)),
-        )
-        loss = str(self.cfg.get("loss", "l2"))
+        cfg = self.config
+        model = GaussianImageModel(budget, height, width, cfg.variant, ctx.seed).to(ctx.device)
+        optimizer = Adan(model.parameters(), lr=cfg.lr)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+        loss = cfg.loss
         # the official forward clamps before the loss; with L2 the clamp runs fused with it (one pass)
         if loss == "l2":
             forward, loss = (lambda: model.render(ctx.render)), "l2_clamped"

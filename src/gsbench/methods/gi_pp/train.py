@@ -13,8 +13,8 @@ from torch import nn
 
 from ...gaussians.strategy import BestSnapshot, Hook
 from ..base import FitContext, psnr_from_mse
+from .config import GIPPConfig
 from .model import (
-    CLIP_RULES,
     PARAMS,
     GaussianImagePPModel,
     edit_gaussians,
@@ -59,7 +59,7 @@ class GrowthTrainer(Hook):
         self,
         model: GaussianImagePPModel,
         target: torch.Tensor,
-        cfg: dict,
+        cfg: GIPPConfig,
         budget: int,
         iterations: int,
         optimizer: torch.optim.Optimizer,
@@ -67,12 +67,9 @@ class GrowthTrainer(Hook):
     ) -> None:
         self.model, self.target, self.cfg, self.budget = model, target, cfg, budget
         self.iterations, self.optimizer, self.ctx = iterations, optimizer, ctx
-        self.variant = str(cfg.get("variant", "paper"))
-        self.radius_clip = float(cfg.get("radius_clip", 1.0)) if self.variant == "code" else 0.0
-        self.clip_rule = str(cfg.get("radius_clip_rule", "official"))
-        if self.clip_rule not in CLIP_RULES:
-            valid = ", ".join(CLIP_RULES)
-            raise ValueError(f"unknown method.radius_clip_rule {self.clip_rule!r}; valid: {valid}")
+        self.variant = cfg.variant
+        self.radius_clip = cfg.radius_clip if self.variant == "code" else 0.0
+        self.clip_rule = cfg.radius_clip_rule
         self.grow_until = self.prune_until = iterations
         self.growth: list[dict[str, int]] = []
         self.snapshot = BestSnapshot(self.score, self.capture, self.load)
@@ -96,15 +93,15 @@ class GrowthTrainer(Hook):
     def on_step(self, step: int) -> None:
         """Prune, check the snapshot and grow after the update of (global) step ``step``."""
         cfg = self.cfg
-        prune_every = int(cfg.get("prune_every", 100))
+        prune_every = cfg.prune_every
         if prune_every and step % prune_every == 0 and step < self.prune_until:
             keep = positive_definite(self.model.stored_cov().detach())
             if not bool(keep.all()):
                 edit_gaussians(self.model, self.optimizer, keep=keep)
-        every = int(cfg.get("snapshot_every", 100))
-        if cfg.get("best_snapshot", True) and (step % every == 0 or step == self.iterations):
+        every = cfg.snapshot_every
+        if cfg.best_snapshot and (step % every == 0 or step == self.iterations):
             self.check_snapshot(step)
-        grow_every = int(cfg.get("grow_every", 5000))
+        grow_every = cfg.grow_every
         n = self.model.num_gaussians
         k = growth_count(self.variant, self.budget, n, step, self.iterations, grow_every)
         if k and step < self.grow_until:

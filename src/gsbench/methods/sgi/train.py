@@ -28,15 +28,6 @@ from .model import SGIModel, gaussian_pyramid
 CODE_LEVEL_ENDS = {1: (1.0,), 2: (0.6, 1.0), 3: (0.2, 0.6, 1.0), 4: (0.1, 0.3, 0.6, 1.0)}
 CODE_NOISE_DELAYS = {1: (0.1,), 2: (0.02, 0.04), 3: (0.02, 0.04, 0.04), 4: (0.02, 0.02, 0.04, 0.04)}
 LR_KEYS = ("offset", "feature", "scaling", "mlp_color", "mlp_cov", "hash", "mlp_context")
-DEFAULT_LR = {  # the paper's Table A1 / the code's OptimizationParams: [initial, final]
-    "offset": [0.01, 1e-4],
-    "feature": [0.0075, 0.0075],
-    "scaling": [0.007, 0.007],
-    "mlp_color": [0.008, 5e-5],
-    "mlp_cov": [0.004, 0.004],
-    "hash": [0.005, 1e-5],
-    "mlp_context": [0.005, 1e-5],
-}
 
 
 @dataclass
