@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from pytorch_optimizer import Adan
 
-from ...codec import DECODERS, DecodedGaussians
+from ...codec import DECODERS
 from ...codec.container import Container, encode_container
 from ...codec.quant import LsqPlusQuantiser, fp16_ste, lsq_preview, raise_corrupt, read_lsq, write_lsq
 from ...codec.rvq import ResidualVQ
@@ -35,6 +35,7 @@ from ...gaussians import cholesky_to_cov
 from ...gaussians.params import cholesky_to_cov_legacy
 from ...gaussians.strategy import BestSnapshot
 from ..base import Encoded, FitContext, psnr_from_mse
+from ..decoded import DecodedGaussians
 from ..loop import TrainState, train
 
 BOUND = (0.5, 0.0, 0.5)  # GaussianImage's fixed Cholesky bound

@@ -29,11 +29,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...codec import DECODERS, BitstreamError, DecodedGaussians
+from ...codec import DECODERS, BitstreamError
 from ...codec.container import Container, encode_container
 from ...codec.quant import LsqPlusQuantiser, lsq_preview, read_lsq, write_lsq
 from ...codec.streams import ByteReader
 from ..base import Encoded, FitContext
+from ..decoded import DecodedGaussians
 from ..loop import Every, optimise
 from .config import GIPPCodecConfig
 from .method import color_norm_for

@@ -19,7 +19,7 @@ from ..gi.model import GaussianImageModel
 from .checkpoint import file_sha256, load_checkpoint
 from .config import InstantGIConfig
 from .finetune import Clock, finetune, rs_model_from
-from .network import InitGaussians, InitNet
+from .model import InitGaussians, InitNet
 from .points import propose
 
 

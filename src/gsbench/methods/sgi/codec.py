@@ -30,9 +30,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...codec import DECODERS, DecodedGaussians
+from ...codec import DECODERS
 from ...codec.container import BitstreamError, Container
 from ...codec.streams import ByteReader, decode_symbols
+from ..decoded import DecodedGaussians
 from .context import GROUPS, STEP_FLOOR, gaussian_bits, group_dims, positive_scale, split_outputs
 from .hashgrid import HashGridConfig, interpolate
 from .model import normalise, seed_gaussians
