@@ -1,6 +1,7 @@
 """Classical image codecs as methods: ``jpeg``, ``webp``, ``avif``, ``jxl`` (task ``compress`` only).
 
-Each codec is a row of :data:`CODECS`: the file suffix, the config keys it reads with their defaults, and
+Each codec is a row of :data:`CODECS`: the file suffix, the config keys it reads (their defaults are in
+``configs/method/<codec>.yaml``, read by :func:`.options.yaml_defaults`), and
 the libraries that can encode it, in order of preference (``method.library=auto`` takes the first one
 installed). A library is a :class:`.baselines_io.Backend`: how to tell whether it is installed, its
 version string, encode ``uint8 [H, W, 3] -> bytes`` and decode ``bytes -> uint8 [H, W, 3]``. The budget
@@ -35,16 +36,17 @@ from .baselines_io import (
     pil_missing,
     pil_save,
 )
+from .options import yaml_defaults
 
 
 @dataclass(frozen=True)
 class CodecSpec:
-    """A codec: its label, file suffix, config keys with defaults, and the backends able to encode it."""
+    """A codec: its label, file suffix, setting keys (defaults: its YAML), and the backends that encode it."""
 
     name: str
     label: str
     suffix: str
-    defaults: dict[str, Any]
+    settings: tuple[str, ...]  # the codec's own config keys, beside quality and library
     backends: tuple[Backend, ...]
     install: str  # what to tell a user who has none of the backends
     quality_range: tuple[int, int] = (0, 100)
@@ -72,7 +74,7 @@ CODECS: dict[str, CodecSpec] = {
         name="jpeg",
         label="JPEG",
         suffix=".jpg",
-        defaults={"subsampling": "4:2:0", "optimize": False, "progressive": False},
+        settings=("subsampling", "optimize", "progressive"),
         backends=(_PILLOW_JPEG,),
         install="pip install pillow",
     ),
@@ -80,7 +82,7 @@ CODECS: dict[str, CodecSpec] = {
         name="webp",
         label="WebP (lossy)",
         suffix=".webp",
-        defaults={"method": 4},
+        settings=("method",),
         backends=(
             Backend(
                 library="Pillow",
@@ -107,7 +109,7 @@ CODECS: dict[str, CodecSpec] = {
         name="avif",
         label="AVIF",
         suffix=".avif",
-        defaults={"speed": 6, "subsampling": "4:2:0", "threads": 1},
+        settings=("speed", "subsampling", "threads"),
         backends=(
             Backend(
                 library="Pillow",
@@ -148,7 +150,7 @@ CODECS: dict[str, CodecSpec] = {
         name="jxl",
         label="JPEG XL",
         suffix=".jxl",
-        defaults={"effort": 7, "threads": 1},
+        settings=("effort", "threads"),
         backends=(
             Backend(
                 library="imagecodecs",
@@ -225,12 +227,13 @@ class ClassicalCodec(Method):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # sets self.cfg (the method node) and self.train_cfg
-        unknown = set(self.cfg) - {"name", "quality", "library", "budget_tag", *self.spec.defaults}
+        unknown = set(self.cfg) - {"name", "quality", "library", "budget_tag", *self.spec.settings}
         if unknown:
-            keys = ", ".join(["quality", "library", *self.spec.defaults])
+            keys = ", ".join(["quality", "library", *self.spec.settings])
             raise UserError(f"unknown {self.name} option(s) {', '.join(sorted(unknown))}; valid: {keys}")
-        self.settings = {k: self.cfg.get(k, v) for k, v in self.spec.defaults.items()}
-        self.backend = pick_backend(self.spec, str(self.cfg.get("library", "auto")))
+        defaults = yaml_defaults(self.name, "method")  # the YAML is the one place a default is written
+        self.settings = {k: self.cfg.get(k, defaults[k]) for k in self.spec.settings}
+        self.backend = pick_backend(self.spec, str(self.cfg.get("library", defaults["library"])))
 
     def budget(self, gaussians: int) -> int:
         """The quality (``method.quality``); the ``gaussians`` key is ignored."""
