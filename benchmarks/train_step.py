@@ -41,14 +41,14 @@ def build(method: str, n: int, h: int, w: int, grow: float, options: RenderOptio
     target = torch.rand(3, h, w, generator=torch.Generator().manual_seed(0)).to(dev)
     if method in ("gi", "gi_pp"):
         if method == "gi":
-            from gsbench.methods.gaussianimage import GaussianImageModel
+            from gsbench.methods.gi.model import GaussianImageModel
 
             model = GaussianImageModel(n, h, w, seed=0).to(dev)
             with torch.no_grad():
-                model._cholesky.add_(model.cholesky_bound).mul_(grow).sub_(model.cholesky_bound)
+                model.cholesky.add_(model.cholesky_bound).mul_(grow).sub_(model.cholesky_bound)
             gaussians = model.gaussians
         else:
-            from gsbench.methods.gaussianimage_pp import GaussianImagePPModel
+            from gsbench.methods.gi_pp.model import GaussianImagePPModel
 
             model = GaussianImagePPModel(n, h, w, seed=0).to(dev)
             with torch.no_grad():
@@ -63,10 +63,11 @@ def build(method: str, n: int, h: int, w: int, grow: float, options: RenderOptio
             return F.mse_loss(model.render(options).clamp(0, 1), target)
 
     elif method == "image_gs":
-        from gsbench.methods.image_gs import ImageGSConfig, initial_model
-        from gsbench.methods.image_gs_codec import to_gaussians
+        from gsbench.methods.image_gs.codec import to_gaussians
+        from gsbench.methods.image_gs.config import ImageGSConfig
+        from gsbench.methods.image_gs.model import initial_model
 
-        cfg = ImageGSConfig()
+        cfg = ImageGSConfig.from_mapping({})
         model = initial_model(target, n, cfg, torch.Generator().manual_seed(0)).to(dev)
         with torch.no_grad():
             model.scale.mul_(1.0 / grow if cfg.inverse_scale else grow)
@@ -83,7 +84,7 @@ def build(method: str, n: int, h: int, w: int, grow: float, options: RenderOptio
         from gsbench.methods.sgi.method import SGI
 
         ctx = FitContext(device=dev, render=options, progress=False, log_every=0)
-        model, _ = SGI({}, {"iterations": 1000}).setup(target, n, ctx)
+        model, _ = SGI({}, {"iterations": 1000}).build_pyramid_fit(target, n, ctx)
         while model.level > 0:
             model.to_finer_level()  # full resolution, the longest stage
         with torch.no_grad():

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gsbench.codec import BitstreamError, Container, decode_bitstream, decode_container, encode_container
-from gsbench.codec.quant import LsqPlusQuantizer, lsq_preview, read_lsq, write_lsq
+from gsbench.codec.quant import LsqPlusQuantiser, lsq_preview, read_lsq, write_lsq
 from gsbench.codec.rvq import ResidualVQ
 from gsbench.codec.streams import ByteReader, decode_symbols, encode_symbols, pack_uint, unpack_uint
 from gsbench.gaussians import RenderOptions
@@ -75,7 +75,7 @@ def test_entropy_coding_shrinks_skewed_symbols():
 
 def test_lsq_plus_gradients():
     """Inside the range: d/dv = 1, d/dbeta = 0, d/ds = round(u) - u; clipped: d/dv = 0, d/dbeta = 1."""
-    q = LsqPlusQuantizer(bits=3, channels=1)
+    q = LsqPlusQuantiser(bits=3, channels=1)
     q.init_from(torch.tensor([[0.0], [7.0]]))  # step 1, offset 0
     v = torch.tensor([[2.3], [5.6], [9.0], [-2.0]], requires_grad=True)
     out = q(v)
@@ -91,7 +91,7 @@ def test_lsq_plus_gradients():
 
 def test_lsq_write_read_matches_preview():
     values = torch.randn(500, 3) * torch.tensor([1.0, 5.0, 0.1])
-    q = LsqPlusQuantizer(10, 3)
+    q = LsqPlusQuantiser(10, 3)
     q(values)  # initialises from the data
     for entropy in (False, True):
         reader = ByteReader(write_lsq(q, values, entropy), "test")

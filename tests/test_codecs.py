@@ -17,8 +17,10 @@ from gsbench.codec import BitstreamError, Container, decode_bitstream, decode_co
 from gsbench.data import load_image
 from gsbench.errors import UserError
 from gsbench.methods import FitContext, get_method
-from gsbench.methods.codecs import CODECS, pick_backend
-from gsbench.methods.coin import Coin, Siren, decode_coin, num_params, pack
+from gsbench.methods.baselines import CODECS, pick_backend
+from gsbench.methods.coin.codec import decode_coin, pack
+from gsbench.methods.coin.method import Coin
+from gsbench.methods.coin.model import Siren, num_params
 from gsbench.runner.tasks import TASKS
 from helpers import ROOT, gsbench, make_folder, records
 

@@ -9,7 +9,7 @@ import torch
 from pytorch_optimizer import Adan
 
 from gsbench.methods import FitContext, FitDiverged, get_method
-from gsbench.methods.gaussianimage import GaussianImageModel
+from gsbench.methods.gi.model import GaussianImageModel
 
 
 def official_adan_steps(p0, grads, lr=1e-3, betas=(0.98, 0.92, 0.99), eps=1e-8):

@@ -15,8 +15,9 @@ from gsbench.gaussians import RENDERERS, RenderOptions, cholesky_to_cov, render
 from gsbench.gaussians.params import cholesky_to_cov_legacy
 from gsbench.methods import FitContext, get_method
 from gsbench.methods.base import psnr_from_mse
-from gsbench.methods.gaussianimage import GaussianImageModel
-from gsbench.methods.gi_codec import module_snapshot, qat_iterations
+from gsbench.methods.gi.codec import module_snapshot, qat_iterations
+from gsbench.methods.gi.config import GICodecConfig
+from gsbench.methods.gi.model import GaussianImageModel
 
 H, W = 12, 16
 
@@ -77,8 +78,8 @@ def test_gi_model_uses_the_legacy_gradient_when_asked():
         model.zero_grad()
         opts = RenderOptions(backend="torch", legacy_cholesky_grad=legacy)
         ((model.render(opts).clamp(0, 1) - target) ** 2).mean().backward()
-        grads[legacy] = model._cholesky.grad.clone()
-    chol = (model._cholesky + model.cholesky_bound).detach()
+        grads[legacy] = model.cholesky.grad.clone()
+    chol = (model.cholesky + model.cholesky_bound).detach()
     # G: this render's gradient with respect to the packed covariance
     model.zero_grad()
     _, cov, _ = model.gaussians()
@@ -91,9 +92,12 @@ def test_gi_model_uses_the_legacy_gradient_when_asked():
 
 
 def test_codec_iterations_follow_train_iterations_unless_set():
-    assert qat_iterations({}, 50) == (50, "train.iterations")
-    assert qat_iterations({"qat_iterations": None}, 50) == (50, "train.iterations")
-    assert qat_iterations({"qat_iterations": 7}, 50) == (7, "codec.qat_iterations")
+    assert qat_iterations(GICodecConfig.from_mapping({}).qat_iterations, 50) == (50, "train.iterations")
+    assert qat_iterations(None, 50) == (50, "train.iterations")
+    assert qat_iterations(GICodecConfig.from_mapping({"qat_iterations": 7}).qat_iterations, 50) == (
+        7,
+        "codec.qat_iterations",
+    )
     image = torch.rand(3, H, W)
     gi = get_method("gi", {"lr": 1e-2}, {"iterations": 3}, {"snapshot_every": 1})
     enc = gi.compress(image, 30, FitContext(progress=False, log_every=1))
@@ -104,29 +108,29 @@ def test_codec_iterations_follow_train_iterations_unless_set():
 
 
 def test_best_snapshot_restores_the_quantisers_too():
-    from gsbench.codec.quant import LsqPlusQuantizer
+    from gsbench.codec.quant import LsqPlusQuantiser
     from gsbench.codec.rvq import ResidualVQ
 
     model = GaussianImageModel(10, H, W, seed=0)
-    q = LsqPlusQuantizer(6, 3)
+    q = LsqPlusQuantiser(6, 3)
     q.init_from(torch.rand(10, 3))
     rvq = ResidualVQ(3, 2, 4, 0.8, seed=0)
     rvq(torch.rand(10, 3))  # k-means initialisation
     current = [0.0]  # the PSNR the next check scores
     snap = module_snapshot([model, q, rvq], lambda: current[0])
     image = torch.ones(3, H, W)
-    saved = (model._cholesky.detach().clone(), q.scale.detach().clone(), q.offset.detach().clone())
+    saved = (model.cholesky.detach().clone(), q.scale.detach().clone(), q.offset.detach().clone())
     books = rvq.codebooks.clone()
     current[0] = psnr_from_mse(torch.nn.functional.mse_loss(torch.zeros(3, H, W), image).item())
     snap.check(1)  # PSNR 0 dB: the best so far
     with torch.no_grad():
-        model._cholesky.add_(1.0)
+        model.cholesky.add_(1.0)
         q.scale.mul_(3.0)
         q.offset.add_(0.25)
         rvq.codebooks.add_(0.5)
     current[0] = psnr_from_mse(torch.nn.functional.mse_loss(torch.full((3, H, W), -1.0), image).item())
     snap.check(2)  # worse: not kept
     assert snap.restore() == {"snapshot": "best", "snapshot_step": 1, "snapshot_psnr": 0.0}
-    assert torch.equal(model._cholesky, saved[0])
+    assert torch.equal(model.cholesky, saved[0])
     assert torch.equal(q.scale, saved[1]) and torch.equal(q.offset, saved[2])
     assert torch.equal(rvq.codebooks, books)

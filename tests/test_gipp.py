@@ -11,13 +11,9 @@ import torch
 
 from gsbench.codec import decode_bitstream
 from gsbench.methods import FitContext, get_method
-from gsbench.methods.gaussianimage_pp import (
-    GaussianImagePPModel,
-    Trainer,
-    edit_gaussians,
-    filter_variance,
-    growth_schedule,
-)
+from gsbench.methods.gi_pp.config import GIPPConfig
+from gsbench.methods.gi_pp.model import GaussianImagePPModel, edit_gaussians, filter_variance
+from gsbench.methods.gi_pp.train import GrowthTrainer, growth_schedule
 from helpers import gsbench
 
 
@@ -61,8 +57,8 @@ def _trainer(variant: str, budget: int = 40):
     target[:, 4, 7] = torch.tensor([1.0, 0.5, 0.25])  # one bright pixel: the largest distortion
     model = GaussianImagePPModel(budget // 2, 16, 24, seed=0)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    cfg = {"variant": variant, "grow_every": 10, "prune_every": 5}
-    return Trainer(model, target, cfg, budget, 100, opt, FitContext(progress=False)), model, opt
+    cfg = GIPPConfig.from_mapping({"variant": variant, "grow_every": 10, "prune_every": 5})
+    return GrowthTrainer(model, target, cfg, budget, 100, opt, FitContext(progress=False)), model, opt
 
 
 @pytest.mark.parametrize("variant", ["paper", "code"])

@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from gsbench.codec import decode_bitstream
-from gsbench.codec.quant import LsqPlusQuantizer
+from gsbench.codec.quant import LsqPlusQuantiser
 from gsbench.methods import FitContext, get_method
-from gsbench.methods.gaussianimage_pp import (
-    GaussianImagePPModel,
-    Trainer,
-    clip_keep,
-    color_norm_for,
-    positive_definite,
-)
-from gsbench.methods.gipp_codec import codec_schedule
+from gsbench.methods.gi_pp.codec import codec_schedule
+from gsbench.methods.gi_pp.config import GIPPCodecConfig, GIPPConfig
+from gsbench.methods.gi_pp.method import color_norm_for
+from gsbench.methods.gi_pp.model import GaussianImagePPModel, clip_keep, positive_definite
+from gsbench.methods.gi_pp.train import GrowthTrainer
 
 CTX = FitContext(progress=False, log_every=0)
 
@@ -28,9 +26,14 @@ def _image(h: int = 16, w: int = 20) -> torch.Tensor:
 
 
 def test_codec_schedule_follows_train_iterations():
-    assert codec_schedule({}, 50000) == {"iterations": 50000, "warmup": 6000, "source": "train.iterations"}
-    assert codec_schedule({}, 50) == {"iterations": 50, "warmup": 6, "source": "train.iterations"}
-    plan = codec_schedule({"iterations": 100, "warmup": 30}, 50)
+    defaults = GIPPCodecConfig.from_mapping({})
+    assert codec_schedule(defaults, 50000) == {
+        "iterations": 50000,
+        "warmup": 6000,
+        "source": "train.iterations",
+    }
+    assert codec_schedule(defaults, 50) == {"iterations": 50, "warmup": 6, "source": "train.iterations"}
+    plan = codec_schedule(GIPPCodecConfig.from_mapping({"iterations": 100, "warmup": 30}), 50)
     assert plan == {"iterations": 100, "warmup": 30, "source": "codec.iterations"}
 
 
@@ -85,8 +88,12 @@ def test_codec_reuses_a_cached_representation_fit(tmp_path):
 
 
 def test_represent_and_compress_colour_activation():
-    assert color_norm_for({}, "compress") is True and color_norm_for({}, "represent") is False
-    assert color_norm_for({"color_norm": False}, "compress") is False
+    defaults = GIPPConfig.from_mapping({})
+    assert color_norm_for(defaults, "compress") is True and color_norm_for(defaults, "represent") is False
+    assert color_norm_for(GIPPConfig.from_mapping({"color_norm": False}), "compress") is False
+    assert color_norm_for(GIPPConfig.from_mapping({"color_norm": "true"}), "represent") is True
+    with pytest.raises(ValueError, match=r"method\.color_norm must be one of auto, true, false"):
+        GIPPConfig.from_mapping({"color_norm": "maybe"})
     model = GaussianImagePPModel(5, 8, 8, seed=0, color_norm=True)
     assert torch.allclose(model.color_values(), torch.full((5, 3), 0.5))  # sigmoid(0)
     rgb = torch.tensor([[0.2, 0.7, 0.5]])
@@ -95,11 +102,13 @@ def test_represent_and_compress_colour_activation():
 
 def test_best_snapshot_restores_lsq_step_and_offset():
     model = GaussianImagePPModel(6, 8, 8, seed=0)
-    quant = LsqPlusQuantizer(6, 3)
+    quant = LsqPlusQuantiser(6, 3)
     quant.init_from(torch.rand(6, 3))
     target = torch.zeros(3, 8, 8)
     cfg = {"best_snapshot": True}
-    trainer = Trainer(model, target, cfg, 6, 10, torch.optim.Adam(model.parameters()), CTX)
+    trainer = GrowthTrainer(
+        model, target, GIPPConfig.from_mapping(cfg), 6, 10, torch.optim.Adam(model.parameters()), CTX
+    )
     trainer.extra_modules = [quant]
     trainer.forward = lambda: torch.zeros(3, 8, 8)
     trainer.check_snapshot(3)
@@ -138,7 +147,15 @@ def test_radius_clip_follows_the_official_ceil():
 def test_growth_drops_non_pd_covariances_and_uses_the_pre_step_render():
     model = GaussianImagePPModel(10, 16, 16, seed=2)
     target = torch.zeros(3, 16, 16)
-    trainer = Trainer(model, target, {"variant": "code"}, 400, 100, torch.optim.Adam(model.parameters()), CTX)
+    trainer = GrowthTrainer(
+        model,
+        target,
+        GIPPConfig.from_mapping({"variant": "code"}),
+        400,
+        100,
+        torch.optim.Adam(model.parameters()),
+        CTX,
+    )
     fake = torch.zeros(3, 16, 16)
     fake[:, 3, 9] = 1.0  # the kept training render says pixel (x=9, y=3) is the worst
     trainer.last_out = fake

@@ -19,15 +19,11 @@ from gsbench.errors import UserError
 from gsbench.gaussians import RenderOptions, cholesky_to_cov, cov_radius, cov_to_conic, render_topk
 from gsbench.gaussians.reference import dense_weights
 from gsbench.methods import FitContext, get_method
-from gsbench.methods.image_gs import (
-    ImageGSConfig,
-    evaluate_stack,
-    gradient_magnitude,
-    initial_model,
-    plan_schedule,
-    sample_pixels,
-)
-from gsbench.methods.image_gs_codec import encode
+from gsbench.methods.image_gs.codec import encode
+from gsbench.methods.image_gs.config import ImageGSConfig
+from gsbench.methods.image_gs.method import evaluate_stack
+from gsbench.methods.image_gs.model import gradient_magnitude, initial_model, sample_pixels
+from gsbench.methods.image_gs.schedule import plan_schedule
 from helpers import gsbench, random_gaussians
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,7 +152,7 @@ def edge_image(h=32, w=64, seed=0):
 
 def test_saliency_init_samples_high_gradient_more():
     img, n = edge_image(), 400
-    cfg = ImageGSConfig()
+    cfg = ImageGSConfig.from_mapping({})
     model = initial_model(img, n, cfg, torch.Generator().manual_seed(0))
     x = model.xy[:, 0].detach()
     right = (x > 0.5).float().mean().item()
@@ -171,12 +167,18 @@ def test_saliency_init_samples_high_gradient_more():
     assert torch.allclose(model.scale, torch.full_like(model.scale, 0.2))
     assert torch.count_nonzero(model.rot) == 0
 
-    uniform = initial_model(img, n, ImageGSConfig(init="random"), torch.Generator().manual_seed(0))
+    uniform = initial_model(
+        img, n, ImageGSConfig.from_mapping({"init": "random"}), torch.Generator().manual_seed(0)
+    )
     share = (uniform.xy[:, 0] > 0.5).float().mean().item()
     assert 0.4 < share < 0.6, share
-    no_color = initial_model(img, n, ImageGSConfig(color_init=False), torch.Generator().manual_seed(0))
+    no_color = initial_model(
+        img, n, ImageGSConfig.from_mapping({"color_init": False}), torch.Generator().manual_seed(0)
+    )
     assert not torch.allclose(no_color.feat, model.feat)
-    direct = initial_model(img, 10, ImageGSConfig(inverse_scale=False), torch.Generator().manual_seed(0))
+    direct = initial_model(
+        img, 10, ImageGSConfig.from_mapping({"inverse_scale": False}), torch.Generator().manual_seed(0)
+    )
     assert torch.allclose(direct.scale, torch.full_like(direct.scale, 5.0))
 
 
@@ -193,17 +195,17 @@ def test_sample_pixels_proportional_and_distinct():
 
 
 def test_schedule_counts():
-    paper = plan_schedule(10000, 5000, ImageGSConfig())
+    paper = plan_schedule(10000, 5000, ImageGSConfig.from_mapping({}))
     assert paper.initial == 5000 and not paper.rescaled
     assert paper.additions == ((500, 1250), (1000, 1250), (1500, 1250), (2000, 1250))
     assert paper.counts() == [5000, 6250, 7500, 8750, 10000]
-    odd = plan_schedule(301, 5000, ImageGSConfig())
+    odd = plan_schedule(301, 5000, ImageGSConfig.from_mapping({}))
     assert odd.counts() == [151, 189, 227, 265, 301]
-    short = plan_schedule(300, 30, ImageGSConfig())
+    short = plan_schedule(300, 30, ImageGSConfig.from_mapping({}))
     assert short.rescaled and short.add_every == 6 and [s for s, _ in short.additions] == [6, 12, 18, 24]
-    assert plan_schedule(300, 30, ImageGSConfig(add_every=5)).additions[-1] == (20, 36)
-    assert plan_schedule(300, 3, ImageGSConfig()).counts() == [300]
-    assert plan_schedule(300, 30, ImageGSConfig(progressive=False)).counts() == [300]
+    assert plan_schedule(300, 30, ImageGSConfig.from_mapping({"add_every": 5})).additions[-1] == (20, 36)
+    assert plan_schedule(300, 3, ImageGSConfig.from_mapping({})).counts() == [300]
+    assert plan_schedule(300, 30, ImageGSConfig.from_mapping({"progressive": False})).counts() == [300]
 
 
 def test_fit_adds_gaussians_and_records_lod():
@@ -395,4 +397,10 @@ def test_configs_compose():
         cfg = compose(overrides=["+method=image_gs"])
     assert cfg.method.name == "image_gs" and cfg.train.iterations == 5000 and cfg.codec.bits == 16
     method = get_method("image_gs", cfg.method, cfg.train, cfg.codec)
-    assert method.config == ImageGSConfig()  # the YAML spells out the paper's defaults
+    assert method.config == ImageGSConfig.from_mapping({})  # Hydra's node and the YAML's defaults agree
+    # the YAML holds the paper's values (the single source of the defaults)
+    paper = {"init": "saliency", "k": 10, "init_scale": 5.0, "lambda_init": 0.3, "lr_position": 5e-4}
+    paper |= {"lr_color": 5e-3, "lr_scale": 2e-3, "lr_rotation": 2e-3, "ssim_weight": 0.1, "add_times": 4}
+    paper |= {"initial_ratio": 0.5, "add_every": 500, "bits": 16, "schedule": "paper", "topk_norm": True}
+    assert {k: getattr(method.config, k) for k in paper} == paper
+    assert method.config.eps == float(np.float32(1e-4))  # rounded to float32, as the file stores it

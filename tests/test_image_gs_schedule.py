@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from gsbench.methods import FitContext, get_method
-from gsbench.methods.image_gs_schedule import PlateauDecay
+from gsbench.methods.image_gs.schedule import PlateauDecay
 
 
 def test_plateau_decays_then_stops_as_the_code():

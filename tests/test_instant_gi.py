@@ -18,7 +18,7 @@ from gsbench.gaussians import scale_rot_to_cov
 from gsbench.methods import FitContext, get_method
 from gsbench.methods.instant_gi.checkpoint import load_checkpoint, save_checkpoint
 from gsbench.methods.instant_gi.finetune import rs_model_from
-from gsbench.methods.instant_gi.network import InitNet, NetConfig
+from gsbench.methods.instant_gi.model import InitNet, NetConfig
 from gsbench.methods.instant_gi.points import (
     ELLIPSE_LEVEL,
     cells_to_points,

@@ -26,7 +26,7 @@ from gsbench.methods.sgi.hashgrid import (
 )
 from gsbench.methods.sgi.model import SGIModel, gaussian_pyramid, jittered_seeds
 from gsbench.methods.sgi.positions import decode_positions, encode_positions, morton_order
-from gsbench.methods.sgi.train import Schedule
+from gsbench.methods.sgi.train import PyramidSchedule
 from helpers import gsbench
 
 
@@ -124,7 +124,7 @@ def test_coder_realises_the_estimated_bits_on_known_distributions():
 
     coder = constriction.stream.stack.AnsCoder()
     coder.encode_reverse(
-        sym.numpy().astype(np.int32), codec.quantized_gaussian(lo, hi), mean.numpy(), std.numpy()
+        sym.numpy().astype(np.int32), codec.quantised_gaussian(lo, hi), mean.numpy(), std.numpy()
     )
     coded = 32 * len(coder.get_compressed())
     estimate = codec.attribute_bits(sym, mean, std)
@@ -191,12 +191,12 @@ def test_transfer_to_the_finer_level_doubles_positions_and_scales():
 
 
 def test_schedule_is_the_codes_at_15000_iterations_and_scales_to_short_runs():
-    s = Schedule.build(15000, 3)
+    s = PyramidSchedule.build(15000, 3)
     assert s.stage_end == [3000, 9000, 15000] and s.noise_from == [300, 3600, 9600] and s.rate_from == 12000
     assert [s.mode(i) for i in (300, 301, 3001, 3601, 12000, 12001)] == [
         "plain", "noise", "plain", "noise", "noise", "rate",
     ]  # fmt: skip
-    short = Schedule.build(40, 3)
+    short = PyramidSchedule.build(40, 3)
     assert short.stage_end == [8, 24, 40] and short.rate_from == 32
     assert [short.stage(i) for i in (1, 8, 9, 24, 25, 40)] == [0, 0, 1, 1, 2, 2]
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 
-from ..gaussians.render import RenderOptions, render
 from ..registry import Registry
 from .container import (
     BitstreamError,
@@ -26,61 +25,25 @@ from .container import (
 )
 from .guard import check_output, check_render_budget
 
-# A decoder returns a ``gsbench.methods.base.Representation`` (render(), height, width, num_gaussians,
-# num_params); typed loosely because this layer sits below the methods and cannot name their interface.
-Decoder = Callable[[Container, torch.device, RenderOptions], Any]
+# A decoder takes the container, the device and the render options (None: the renderer's defaults) and
+# returns a ``gsbench.methods.base.Representation`` (render(), height, width, num_gaussians, num_params);
+# typed loosely because this layer sits below the methods and the renderer and cannot name either.
+Decoder = Callable[[Container, torch.device, Any], Any]
 DECODERS: Registry[Decoder] = Registry("bitstream decoder")
-
-
-class DecodedGaussians:
-    """Gaussians rebuilt from a file, rendered by accumulated summation.
-
-    Attributes:
-        means: ``[N, 2]`` pixels; cov: ``[N, 3]`` packed covariances; colors: ``[N, C]``.
-    """
-
-    def __init__(
-        self,
-        means,
-        cov,
-        colors,
-        height: int,
-        width: int,
-        options: RenderOptions,
-        limits: Limits | None = None,
-        what: str = "bitstream",
-        file_bytes: int = 0,
-    ) -> None:
-        # checked here, before any render: finite values, bounded colours, bounded work and memory
-        limits = limits or current_limits()
-        check_render_budget(what, means, cov, colors, height, width, limits, file_bytes)
-        self.means, self.cov, self.colors = means, cov, colors
-        self.height, self.width, self.options, self.what = height, width, options, what
-        self.num_gaussians = int(means.shape[0])
-
-    @property
-    def num_params(self) -> int:
-        """Decoded scalars the renderer reads: means, packed covariances and colours."""
-        return int(self.means.numel() + self.cov.numel() + self.colors.numel())
-
-    @torch.no_grad()
-    def render(self) -> torch.Tensor:
-        """``[C, H, W]`` decoded image (raw); BitstreamError if it is not finite."""
-        out = render(self.means, self.cov, self.colors, self.height, self.width, self.options)
-        return check_output(self.what, out)
 
 
 def decode_bitstream(
     data: bytes,
     device: torch.device | str = "cpu",
-    options: RenderOptions | None = None,
+    options: Any = None,
     verify_crc: bool = True,
     limits: Limits | None = None,
 ):
     """Decode a gsbench bitstream with the decoder of the method named in the file.
 
     Args:
-        data: the file's bytes. device: where the Gaussians go. options: how to render them.
+        data: the file's bytes. device: where the Gaussians go. options: how to render them (a
+            ``gsbench.gaussians.RenderOptions``; None: each decoder renders with the defaults).
         verify_crc: check the CRC-32 first (the fuzz tests turn it off to exercise every parser).
         limits: what the decoder accepts (default: :func:`current_limits`).
     Returns:
@@ -93,15 +56,16 @@ def decode_bitstream(
     if container.method not in DECODERS:
         known = ", ".join(DECODERS.names()) or "none registered (import gsbench.methods first)"
         raise BitstreamError(f"no decoder for method {container.method!r}; known: {known}")
-    return DECODERS.get(container.method)(container, torch.device(device), options or RenderOptions())
+    return DECODERS.get(container.method)(container, torch.device(device), options)
 
 
 __all__ = [
     "DECODERS",
     "BitstreamError",
     "Container",
-    "DecodedGaussians",
     "Limits",
+    "check_output",
+    "check_render_budget",
     "current_limits",
     "decode_bitstream",
     "decode_container",

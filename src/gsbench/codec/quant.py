@@ -1,6 +1,6 @@
 """Quantisers for quantisation-aware training, and their serialisation.
 
-:class:`LsqPlusQuantizer` is LSQ+ (Bhalgat et al., 2020) per channel: a learned step ``s`` and offset
+:class:`LsqPlusQuantiser` is LSQ+ (Bhalgat et al., 2020) per channel: a learned step ``s`` and offset
 ``beta``; ``q = clip(round((v - beta) / s), 0, 2^b - 1)``, ``v_hat = q s + beta``, with a straight-through
 estimator for the rounding. Autograd then gives exactly LSQ+'s gradients: ``dv_hat/dv = 1`` inside the
 range and 0 outside; ``dv_hat/ds = round(u) - u`` inside (``u = (v - beta)/s``) and ``0`` or ``2^b - 1``
@@ -31,7 +31,7 @@ def fp16_ste(x: torch.Tensor) -> torch.Tensor:
     return x + (x.half().to(x.dtype) - x).detach()
 
 
-class LsqPlusQuantizer(nn.Module):
+class LsqPlusQuantiser(nn.Module):
     """Per-channel learned uniform quantiser with ``bits`` bits.
 
     Args:
@@ -94,12 +94,12 @@ class LsqPlusQuantizer(nn.Module):
         return np.concatenate([s.cpu().numpy(), b.cpu().numpy()]).astype("<f4").tobytes()
 
 
-def dequantize(symbols: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+def dequantise(symbols: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
     """``symbols * scale + offset`` in float32: the one formula encoder preview and decoder share."""
     return symbols.float() * scale.float() + offset.float()
 
 
-def write_lsq(q: LsqPlusQuantizer, values: torch.Tensor, entropy: bool) -> bytes:
+def write_lsq(q: LsqPlusQuantiser, values: torch.Tensor, entropy: bool) -> bytes:
     """A quantised attribute: ``bits u8, channels u8``, f32 steps and offsets, a symbol stream per channel.
 
     Args:
@@ -110,10 +110,10 @@ def write_lsq(q: LsqPlusQuantizer, values: torch.Tensor, entropy: bool) -> bytes
     return head + b"".join(encode_symbols(sym[:, c], q.bits, entropy) for c in range(q.channels))
 
 
-def lsq_preview(q: LsqPlusQuantizer, values: torch.Tensor) -> torch.Tensor:
+def lsq_preview(q: LsqPlusQuantiser, values: torch.Tensor) -> torch.Tensor:
     """What the decoder of :func:`write_lsq` reconstructs, computed in the encoder: ``[N, channels]``."""
     s, b = q.stored()
-    return dequantize(q.symbols(values), s, b)
+    return dequantise(q.symbols(values), s, b)
 
 
 def read_lsq(reader: ByteReader, count: int, channels: int, device: torch.device) -> torch.Tensor:
@@ -121,16 +121,16 @@ def read_lsq(reader: ByteReader, count: int, channels: int, device: torch.device
     bits, got = reader.unpack("BB")
     if got != channels or not 1 <= bits <= 16:
         raise_corrupt(reader, f"quantiser has {got} channels of {bits} bits, expected {channels} channels")
-    scale, offset = read_quantizer(reader, channels)
+    scale, offset = read_quantiser(reader, channels)
     sym = np.stack([decode_symbols(reader, bits, count) for _ in range(channels)], axis=1)
-    values = dequantize(torch.from_numpy(sym).to(device), scale.to(device), offset.to(device))
+    values = dequantise(torch.from_numpy(sym).to(device), scale.to(device), offset.to(device))
     if values.numel() and not bool(torch.isfinite(values).all()):  # a huge step overflows float32
         raise_corrupt(reader, "dequantised values overflow float32")
     return values
 
 
-def read_quantizer(reader: ByteReader, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read what :meth:`LsqPlusQuantizer.to_bytes` wrote: (scale ``[C]``, offset ``[C]``), validated."""
+def read_quantiser(reader: ByteReader, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read what :meth:`LsqPlusQuantiser.to_bytes` wrote: (scale ``[C]``, offset ``[C]``), validated."""
     arr = reader.array("<f4", 2 * channels)
     if not np.all(np.isfinite(arr)) or np.any(arr[:channels] <= 0):
         raise_corrupt(reader, "quantiser step or offset is not finite and positive")

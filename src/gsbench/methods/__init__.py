@@ -5,17 +5,7 @@ registry that :func:`gsbench.codec.decode_bitstream` dispatches through (the cod
 """
 
 from ..codec import decode_bitstream
-from . import (  # noqa: F401
-    codecs,
-    coin,
-    gaussianimage,
-    gaussianimage_pp,
-    gi_codec,
-    gipp_codec,
-    image_gs,
-    instant_gi,
-    sgi,
-)
+from . import baselines, coin, gi, gi_pp, image_gs, instant_gi, sgi  # noqa: F401
 from .base import (
     METHODS,
     Decoded,

@@ -157,6 +157,10 @@ class Method(ABC):
     tasks: ClassVar[tuple[str, ...]] = ("represent",)
     file_suffix: ClassVar[str] = ".gsb"
     budget_name: ClassVar[str] = "gaussians"
+    # The frozen option dataclasses of the ``method`` and ``codec`` nodes (each method's config.py); built
+    # with ``from_mapping`` on construction, so a bad option fails before any image is read.
+    config_class: ClassVar[Any] = None
+    codec_config_class: ClassVar[Any] = None
 
     def __init__(
         self,
@@ -167,6 +171,9 @@ class Method(ABC):
         self.cfg = dict(method_cfg)
         self.train_cfg = dict(train_cfg)
         self.codec_cfg = dict(codec_cfg or {})
+        self.config = self.config_class.from_mapping(self.cfg) if self.config_class else None
+        codec_class = self.codec_config_class
+        self.codec_config = codec_class.from_mapping(self.codec_cfg) if codec_class else None
 
     @abstractmethod
     def fit(self, image: torch.Tensor, budget: int, ctx: FitContext) -> Fitted:

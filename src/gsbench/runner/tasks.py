@@ -87,6 +87,6 @@ def compress(cfg, method: Method, image: torch.Tensor, ctx: FitContext, stem: Pa
 
 def _is_pixels(decoded: Any) -> bool:
     """Whether a decoder returned pixels (classical codecs) rather than primitives to render."""
-    from ..methods.codecs import DecodedPixels
+    from ..methods.baselines import DecodedPixels
 
     return isinstance(decoded, DecodedPixels)

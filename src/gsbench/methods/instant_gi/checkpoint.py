@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ...errors import UserError
-from .network import InitNet, NetConfig
+from .model import InitNet, NetConfig
 
 FORMAT = "gsbench.instant_gi.init_net/1"
 TRAIN_HINT = (

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from pytorch_optimizer import Adan
 
 from ..base import FitContext, psnr_from_mse
-from ..gaussianimage import GaussianImageModel
+from ..gi.model import GaussianImageModel
 from ..loop import LOSSES, Hook, TrainState, train
 
 MIN_SCALE = 0.5  # px: the code's clamp of net-initialised scales
@@ -42,11 +42,7 @@ def rs_model_from(
     """
     n = xy.shape[0]
     model = GaussianImageModel(n, height, width, variant="rs").to(xy.device)
-    with torch.no_grad():
-        model._xyz.copy_(torch.atanh(xy.clamp(-1 + 1e-6, 1 - 1e-6)))
-        model._scaling.copy_(scale.clamp(min=MIN_SCALE) - model.scale_bound)  # |s + 0.5| = scale
-        model._rotation.copy_(torch.logit(rotation.reshape(n, 1).clamp(1e-6, 1 - 1e-6)))
-        model._features_dc.copy_(color)
+    model.load_rs(xy, scale.clamp(min=MIN_SCALE), rotation, color)
     return model
 
 

@@ -13,15 +13,14 @@ from pathlib import Path
 
 import torch
 
-from ...errors import UserError
 from ..base import METHODS, FitContext, Method
-from ..gaussianimage import GaussianImageFitted, GaussianImageModel
+from ..gi.method import GaussianImageFitted
+from ..gi.model import GaussianImageModel
 from .checkpoint import file_sha256, load_checkpoint
+from .config import InstantGIConfig
 from .finetune import Clock, finetune, rs_model_from
-from .network import InitGaussians, InitNet
+from .model import InitGaussians, InitNet
 from .points import propose
-
-BUDGET_MODES = ("cap", "target", "free")
 
 
 class InstantGIFitted(GaussianImageFitted):
@@ -47,19 +46,17 @@ def initialise(
 
 @METHODS.register("instant_gi")
 class InstantGI(Method):
-    """Config keys: ``checkpoint`` (= ``init.checkpoint``), ``budget_mode`` (cap | target | free),
-    ``kernel_size`` (null: the checkpoint's), ``lr``, ``lr_step``, ``lr_gamma``, ``loss``; train keys
-    ``iterations``, ``seconds`` (time-budget mode), ``max_iterations``, ``log_seconds``."""
+    """Options: :class:`.config.InstantGIConfig` (``checkpoint`` = ``init.checkpoint``, ``budget_mode``,
+    ``kernel_size``, ``lr``, ``lr_step``, ``lr_gamma``, ``loss``); train keys ``iterations``, ``seconds``
+    (time-budget mode), ``max_iterations``, ``log_seconds``."""
 
     name = "instant_gi"
+    config_class = InstantGIConfig
 
     def __init__(self, method_cfg, train_cfg, *args, **kwargs) -> None:
         super().__init__(method_cfg, train_cfg, *args, **kwargs)  # forwards what the base takes (codec_cfg)
-        mode = str(self.cfg.get("budget_mode", "cap"))
-        if mode not in BUDGET_MODES:
-            raise UserError(f"unknown method.budget_mode {mode!r}; valid: {', '.join(BUDGET_MODES)}")
-        self.mode = mode
-        path = self.cfg.get("checkpoint")
+        self.mode = self.config.budget_mode
+        path = self.config.checkpoint
         self.net, ckpt = load_checkpoint(path)  # fails here, before any image, when missing
         self.ckpt_info = {
             "checkpoint": str(path),
@@ -72,8 +69,7 @@ class InstantGI(Method):
         _, height, width = image.shape
         net = self.net.to(ctx.device)
         clock = Clock(ctx.device)  # the code's training time includes the network's init time
-        k = self.cfg.get("kernel_size")
-        proposal, count = initialise(net, image, budget, self.mode, int(k) if k else None)
+        proposal, count = initialise(net, image, budget, self.mode, self.config.kernel_size or None)
         model = rs_model_from(proposal.xy, proposal.scale, proposal.rotation, proposal.color, height, width)
         init_seconds = clock()
         init = {"label": "init", "seconds": init_seconds, "step": 0, "psnr": clock.psnr(model, image, ctx)}
@@ -100,10 +96,10 @@ class InstantGI(Method):
             iterations=iterations,
             seconds=None if seconds is None else float(seconds),
             log_seconds=tuple(m for m in marks if m > init_seconds),
-            lr=float(self.cfg.get("lr", 1e-3)),
-            lr_step=int(self.cfg.get("lr_step", 10000)),
-            lr_gamma=float(self.cfg.get("lr_gamma", 0.5)),
-            loss=str(self.cfg.get("loss", "l2")),
+            lr=self.config.lr,
+            lr_step=self.config.lr_step,
+            lr_gamma=self.config.lr_gamma,
+            loss=self.config.loss,
         )
         extra = {
             "init": {

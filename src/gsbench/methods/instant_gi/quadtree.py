@@ -20,7 +20,7 @@ from scipy.spatial import Delaunay, cKDTree
 
 from ..base import FitContext
 from .finetune import Clock, finetune, rs_model_from
-from .network import sample
+from .model import sample
 from .points import fit_ellipses
 
 MAGIC = 0.27  # the code's factor from an ellipse's full axis length to the Gaussian's std dev

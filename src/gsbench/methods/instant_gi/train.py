@@ -25,7 +25,7 @@ from ...data.images import load_image
 from ...gaussians import RenderOptions, render, scale_rot_to_cov
 from ..base import FitContext, psnr_from_mse
 from .checkpoint import data_hash, file_sha256, save_checkpoint
-from .network import InitNet, NetConfig
+from .model import InitNet, NetConfig
 from .points import propose
 from .quadtree import pseudo_target
 

@@ -30,9 +30,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...codec import DECODERS, DecodedGaussians
+from ...codec import DECODERS
 from ...codec.container import BitstreamError, Container
 from ...codec.streams import ByteReader, decode_symbols
+from ..decoded import DecodedGaussians
 from .context import GROUPS, STEP_FLOOR, gaussian_bits, group_dims, positive_scale, split_outputs
 from .hashgrid import HashGridConfig, interpolate
 from .model import normalise, seed_gaussians
@@ -135,7 +136,7 @@ def coding_models(head: Header, table: torch.Tensor, ctx_mlp: list[torch.Tensor]
     return models
 
 
-def quantized_gaussian(lo: int, hi: int):
+def quantised_gaussian(lo: int, hi: int):
     import constriction
 
     return constriction.stream.model.QuantizedGaussian(lo, hi)
@@ -242,7 +243,7 @@ def read_sgi(c: Container) -> SGIParts:
     parts = SGIParts(head, seeds, signs, mlps16, {}, {})
     table, ctx_mlp, xy01 = parts.context_inputs(c.height, c.width)
     streams = {g: read_stream(ByteReader(c.section(TAGS[g]), f"sgi section {TAGS[g]}")) for g in GROUPS}
-    families = {g: quantized_gaussian(streams[g][0], streams[g][1]) for g in GROUPS}
+    families = {g: quantised_gaussian(streams[g][0], streams[g][1]) for g in GROUPS}
     syms: dict[str, list] = {g: [] for g in GROUPS}
     vals: dict[str, list] = {g: [] for g in GROUPS}
     for start in range(0, head.seeds, CHUNK):

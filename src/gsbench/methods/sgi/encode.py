@@ -19,7 +19,7 @@ from .codec import (
     SGIParts,
     attribute_bits,
     coding_models,
-    quantized_gaussian,
+    quantised_gaussian,
 )
 from .context import GROUPS
 from .hashgrid import binary_bits
@@ -85,7 +85,7 @@ def entropy_code(parts: SGIParts, height: int, width: int) -> tuple[dict[str, by
         hi = max(hi, lo + 1)  # constriction's QuantizedGaussian needs at least two symbols
         if hi - lo >= MAX_RANGE:
             raise ValueError(f"sgi: {group} symbols span {hi - lo + 1} values (limit {MAX_RANGE})")
-        ranges[group], families[group] = (lo, hi), quantized_gaussian(lo, hi)
+        ranges[group], families[group] = (lo, hi), quantised_gaussian(lo, hi)
         coders[group], estimate[group] = constriction.stream.stack.AnsCoder(), 0.0
     for start in reversed(range(0, head.seeds, CHUNK)):  # a stack: last chunk in first, read forward
         models = coding_models(head, table, ctx_mlp, xy01[start : start + CHUNK])

@@ -6,9 +6,10 @@ import torch
 
 from ...gaussians import RenderOptions, render
 from ..base import METHODS, Encoded, FitContext, Fitted, Method
+from .config import SGICodecConfig, SGIConfig
 from .hashgrid import hash_config
 from .model import SGIModel, jittered_seeds
-from .train import DEFAULT_LR, Schedule, Trainer
+from .train import PyramidSchedule, PyramidTrainer
 
 
 class SGIFitted(Fitted):
@@ -41,69 +42,53 @@ class SGIFitted(Fitted):
 
 @METHODS.register("sgi")
 class SGI(Method):
-    """SGI (structured 2D Gaussians); keys in ``configs/method/sgi.yaml`` and docs/methods.md (``sgi``).
+    """SGI (structured 2D Gaussians); options: :class:`.config.SGIConfig`, :class:`.config.SGICodecConfig`
+    (docs/methods.md, ``sgi``).
 
     The budget is ``gaussians = seeds x K``: ``budget // K`` seeds are asked of the jittered grid.
     """
 
     name = "sgi"
     tasks = ("represent", "compress")
+    config_class = SGIConfig
+    codec_config_class = SGICodecConfig
 
     def steps(self) -> dict[str, float]:
         """Base quantisation steps at full resolution (``codec.q_*``; the code's 1, 1 px, 0.2)."""
-        c = self.codec_cfg
-        return {
-            "feature": float(c.get("q_feature", 1.0)),
-            "scaling": float(c.get("q_scaling", 1.0)),
-            "offset": float(c.get("q_offset", 0.2)),
-        }
+        c = self.codec_config
+        return {"feature": c.q_feature, "scaling": c.q_scaling, "offset": c.q_offset}
 
-    def setup(self, image: torch.Tensor, budget: int, ctx: FitContext) -> tuple[SGIModel, Trainer]:
+    def build_pyramid_fit(
+        self, image: torch.Tensor, budget: int, ctx: FitContext
+    ) -> tuple[SGIModel, PyramidTrainer]:
         """Seeds, model and trainer for ``image`` ``[3, H, W]`` and ``budget`` Gaussians."""
-        cfg = self.cfg
-        k = int(cfg.get("gaussians_per_seed", 10))
-        feature_dim = int(cfg.get("feature_dim", 50))
-        levels = int(cfg.get("levels", 3))
-        if not 1 <= levels <= 8 or not 1 <= k <= 64:
-            raise ValueError(
-                f"sgi: levels must be in 1..8 and gaussians_per_seed in 1..64 (got {levels}, {k})"
-            )
+        cfg = self.config
+        k, feature_dim, levels = cfg.gaussians_per_seed, cfg.feature_dim, cfg.levels
         _, height, width = image.shape
         unit = 2 ** (levels - 1)
         gen = torch.Generator().manual_seed(int(ctx.seed))
         seeds = jittered_seeds(max(1, int(budget) // k), height, width, unit, gen)
-        grid = hash_config(seeds.shape[0], cfg.get("hash"))
-        clamp = cfg.get("init_log_scaling_max", 0.5)
-        clamp = None if clamp is None else float(clamp)
+        grid = hash_config(seeds.shape[0], cfg.hash)
+        clamp = cfg.init_log_scaling_max
         model = SGIModel(seeds, unit, height, width, feature_dim, k, grid, gen, clamp).to(ctx.device)
         iterations = int(self.train_cfg["iterations"])
-        schedule = Schedule.build(
-            iterations,
-            levels,
-            cfg.get("level_ends"),
-            cfg.get("noise_delays"),
-            float(cfg.get("rate_start", 0.8)),
-        )
-        lrs = {key: list(DEFAULT_LR[key]) for key in DEFAULT_LR}
-        for key, value in dict(cfg.get("lr") or {}).items():
-            if key not in lrs:
-                raise ValueError(f"sgi: unknown learning-rate key {key!r}; valid: {', '.join(lrs)}")
-            lrs[key] = [float(value), float(value)] if isinstance(value, int | float) else list(value)
-        trainer = Trainer(
+        schedule = PyramidSchedule.build(iterations, levels, cfg.level_ends, cfg.noise_delays, cfg.rate_start)
+        lrs = cfg.learning_rates()
+        trainer = PyramidTrainer(
             model=model,
             image=image,
             schedule=schedule,
             lrs=lrs,
             q=self.steps(),
-            lmbda=float(cfg.get("lmbda", 0.001)),
-            rate_fraction=float(cfg.get("rate_fraction", 0.05)),
+            lmbda=cfg.lmbda,
+            rate_fraction=cfg.rate_fraction,
             ctx=ctx,
-            lr_horizon=float(cfg.get("lr_decay_horizon", 2.0)),
+            lr_horizon=cfg.lr_decay_horizon,
         )
         return model, trainer
 
     def train(self, image: torch.Tensor, budget: int, ctx: FitContext) -> tuple[SGIModel, dict]:
-        model, trainer = self.setup(image, budget, ctx)
+        model, trainer = self.build_pyramid_fit(image, budget, ctx)
         torch.manual_seed(int(ctx.seed))  # the quantisation noise and the rate's seed sampling
         history = trainer.run()
         sched = trainer.schedule

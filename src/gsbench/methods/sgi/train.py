@@ -28,19 +28,10 @@ from .model import SGIModel, gaussian_pyramid
 CODE_LEVEL_ENDS = {1: (1.0,), 2: (0.6, 1.0), 3: (0.2, 0.6, 1.0), 4: (0.1, 0.3, 0.6, 1.0)}
 CODE_NOISE_DELAYS = {1: (0.1,), 2: (0.02, 0.04), 3: (0.02, 0.04, 0.04), 4: (0.02, 0.02, 0.04, 0.04)}
 LR_KEYS = ("offset", "feature", "scaling", "mlp_color", "mlp_cov", "hash", "mlp_context")
-DEFAULT_LR = {  # the paper's Table A1 / the code's OptimizationParams: [initial, final]
-    "offset": [0.01, 1e-4],
-    "feature": [0.0075, 0.0075],
-    "scaling": [0.007, 0.007],
-    "mlp_color": [0.008, 5e-5],
-    "mlp_cov": [0.004, 0.004],
-    "hash": [0.005, 1e-5],
-    "mlp_context": [0.005, 1e-5],
-}
 
 
 @dataclass
-class Schedule:
+class PyramidSchedule:
     """Iteration ranges (1-based, inclusive) of the levels, coarse to fine, and of noise and rate."""
 
     iterations: int
@@ -97,12 +88,12 @@ def make_optimizer(model: SGIModel, lrs: dict) -> torch.optim.Adam:
 
 
 @dataclass
-class Trainer(Hook):
+class PyramidTrainer(Hook):
     """Runs the multi-scale fit of ``model`` to ``image`` ``[3, H, W]``; :meth:`run` returns the history."""
 
     model: SGIModel
     image: torch.Tensor
-    schedule: Schedule
+    schedule: PyramidSchedule
     lrs: dict
     q: dict  # base steps at full resolution: feature, scaling, offset
     lmbda: float

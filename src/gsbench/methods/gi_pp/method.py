@@ -25,46 +25,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..gaussians import RenderOptions
-from .base import METHODS, FitContext, Fitted, Method
-from .gipp_model import (
-    ALPHA,
-    CLIP_RULES,
-    COV_BOUND,
-    FILTER_CAP,
-    VARIANTS,
-    GaussianImagePPModel,
-    clip_keep,
-    edit_gaussians,
-    filter_variance,
-    minor_radius,
-    positive_definite,
-    render_gaussians,
-)
-from .gipp_train import Trainer, growth_count, growth_schedule
-from .loop import optimise
-from .resume import fit_checkpoint
-
-__all__ = [
-    "ALPHA",
-    "CLIP_RULES",
-    "COV_BOUND",
-    "FILTER_CAP",
-    "VARIANTS",
-    "GaussianImagePP",
-    "GaussianImagePPFitted",
-    "GaussianImagePPModel",
-    "Trainer",
-    "clip_keep",
-    "color_norm_for",
-    "edit_gaussians",
-    "filter_variance",
-    "growth_count",
-    "growth_schedule",
-    "minor_radius",
-    "positive_definite",
-    "render_gaussians",
-]
+from ...gaussians import RenderOptions
+from ..base import METHODS, FitContext, Fitted, Method
+from ..loop import optimise
+from ..resume import fit_checkpoint
+from .config import GIPPCodecConfig, GIPPConfig
+from .model import GaussianImagePPModel
+from .train import GrowthTrainer
 
 
 class GaussianImagePPFitted(Fitted):
@@ -98,55 +65,47 @@ class GaussianImagePPFitted(Fitted):
         return self._info
 
 
-def color_norm_for(cfg: dict, task: str) -> bool:
+def color_norm_for(config: GIPPConfig, task: str) -> bool:
     """``method.color_norm``: true | false | auto (sigmoid colours for the codec, raw for represent: the
     code's README runs ``train.py`` without ``--color_norm`` for representation and with it for the codec)."""
-    value = cfg.get("color_norm", "auto")
-    if str(value).lower() == "auto":
+    if config.color_norm == "auto":
         return task == "compress"
-    if isinstance(value, bool) or str(value).lower() in ("true", "false"):
-        return str(value).lower() == "true"
-    raise ValueError(f"method.color_norm must be true, false or auto, got {value!r}")
+    return config.color_norm == "true"
 
 
 @METHODS.register("gi_pp")
 class GaussianImagePP(Method):
-    """GaussianImage++; keys: ``variant`` (paper | code), ``lr``, ``lr_step``, ``lr_gamma``, ``grow_every``,
-    ``prune_every``, ``radius_clip`` and ``radius_clip_rule`` (code variant), ``color_norm``,
-    ``best_snapshot``, ``snapshot_every``."""
+    """GaussianImage++; options: :class:`.config.GIPPConfig` and :class:`.config.GIPPCodecConfig`."""
 
     name = "gi_pp"
     tasks = ("represent", "compress")
+    config_class = GIPPConfig
+    codec_config_class = GIPPCodecConfig
 
-    def setup(
+    def build_growth_fit(
         self, image: torch.Tensor, budget: int, ctx: FitContext, iterations: int, color_norm: bool = False
     ):
-        """Model, Adam + StepLR and the :class:`Trainer` of a fit of ``iterations`` steps."""
-        variant = str(self.cfg.get("variant", "paper"))
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown GaussianImage++ variant {variant!r}; valid: {', '.join(VARIANTS)}")
+        """Model, Adam + StepLR and the :class:`GrowthTrainer` of a fit of ``iterations`` steps."""
         _, height, width = image.shape
         model = GaussianImagePPModel(max(budget // 2, 1), height, width, ctx.seed, color_norm)
         model = model.to(ctx.device)
         optimizer, scheduler = self.optimizer(model)
-        trainer = Trainer(model, image, self.cfg, budget, iterations, optimizer, ctx)
+        trainer = GrowthTrainer(model, image, self.config, budget, iterations, optimizer, ctx)
         return model, optimizer, scheduler, trainer
 
     def optimizer(self, model: nn.Module, lr: float | None = None):
         """Adam (eps 1e-15) at ``lr`` (default ``method.lr``) and a fresh StepLR, as the code builds them."""
-        lr = float(self.cfg.get("lr", 0.018)) if lr is None else lr
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr, eps=1e-15)
-        scheduler = torch.optim.lr_scheduler.StepLR(
-            optimizer,
-            step_size=int(self.cfg.get("lr_step", 20000)),
-            gamma=float(self.cfg.get("lr_gamma", 0.5)),
-        )
+        cfg = self.config
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr if lr is None else lr, eps=1e-15)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
         return optimizer, scheduler
 
     def fit_model(self, image: torch.Tensor, budget: int, ctx: FitContext, color_norm: bool):
         """The representation fit (``train.py``): ``(model, info)`` after the best snapshot is restored."""
         iterations = int(self.train_cfg["iterations"])
-        model, optimizer, scheduler, trainer = self.setup(image, budget, ctx, iterations, color_norm)
+        model, optimizer, scheduler, trainer = self.build_growth_fit(
+            image, budget, ctx, iterations, color_norm
+        )
         checkpoint = fit_checkpoint(
             ctx, "fit", {"model": model, "generator": model.gen}, image,
             method=self.cfg, iterations=iterations, budget=budget, color_norm=color_norm,
@@ -171,13 +130,13 @@ class GaussianImagePP(Method):
     def fit(self, image: torch.Tensor, budget: int, ctx: FitContext) -> GaussianImagePPFitted:
         from .fit_cache import cached_fit
 
-        model, info = cached_fit(self, image, budget, ctx, color_norm_for(self.cfg, "represent"))
-        radius_clip = float(self.cfg.get("radius_clip", 1.0)) if info["variant"] == "code" else 0.0
-        rule = str(self.cfg.get("radius_clip_rule", "official"))
-        return GaussianImagePPFitted(model, ctx.render, radius_clip, info, rule)
+        cfg = self.config
+        model, info = cached_fit(self, image, budget, ctx, color_norm_for(cfg, "represent"))
+        radius_clip = cfg.radius_clip if info["variant"] == "code" else 0.0
+        return GaussianImagePPFitted(model, ctx.render, radius_clip, info, cfg.radius_clip_rule)
 
     def compress(self, image: torch.Tensor, budget: int, ctx: FitContext):
-        """Fit (or reuse a fit), warm-up, QAT and the bitstream: :func:`.gipp_codec.compress_gipp`."""
-        from .gipp_codec import compress_gipp
+        """Fit (or reuse a fit), warm-up, QAT and the bitstream: :func:`.codec.compress_gipp`."""
+        from .codec import compress_gipp
 
         return compress_gipp(self, image, budget, ctx)

@@ -21,7 +21,7 @@ SCHEDULES = ("paper", "code")
 
 
 @dataclass(frozen=True)
-class Schedule:
+class AdditionSchedule:
     """Progressive addition: start with ``initial`` Gaussians, add ``n`` at step ``s`` for ``(s, n)``."""
 
     budget: int
@@ -37,7 +37,7 @@ class Schedule:
         return out
 
 
-def plan_schedule(budget: int, iterations: int, cfg: Any) -> Schedule:
+def plan_schedule(budget: int, iterations: int, cfg: Any) -> AdditionSchedule:
     """Start at ``ceil(initial_ratio N)``, add ``ceil((N - N0) / add_times)`` every ``add_every`` steps.
 
     When the additions would not all happen before the last iteration (``add_every * add_times >=
@@ -46,12 +46,12 @@ def plan_schedule(budget: int, iterations: int, cfg: Any) -> Schedule:
     """
     n0 = min(budget, max(1, math.ceil(cfg.initial_ratio * budget)))
     if not cfg.progressive or cfg.add_times == 0 or n0 >= budget:
-        return Schedule(budget, budget, (), 0)
+        return AdditionSchedule(budget, budget, (), 0)
     every, rescaled = cfg.add_every, False
     if every * cfg.add_times >= iterations:
         every, rescaled = iterations // (cfg.add_times + 1), True
         if every < 1:
-            return Schedule(budget, budget, (), 0, True)
+            return AdditionSchedule(budget, budget, (), 0, True)
     per = math.ceil((budget - n0) / cfg.add_times)
     adds, n = [], n0
     for i in range(1, cfg.add_times + 1):
@@ -59,7 +59,7 @@ def plan_schedule(budget: int, iterations: int, cfg: Any) -> Schedule:
         if m > 0:
             adds.append((i * every, m))
             n += m
-    return Schedule(budget, n0, tuple(adds), every, rescaled)
+    return AdditionSchedule(budget, n0, tuple(adds), every, rescaled)
 
 
 @dataclass

@@ -29,26 +29,30 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..codec import DECODERS, BitstreamError, DecodedGaussians
-from ..codec.container import Container, encode_container
-from ..codec.quant import LsqPlusQuantizer, lsq_preview, read_lsq, write_lsq
-from ..codec.streams import ByteReader
-from .base import Encoded, FitContext
-from .gaussianimage_pp import Trainer, clip_keep, color_norm_for, positive_definite, render_gaussians
-from .loop import Every, optimise
+from ...codec import DECODERS, BitstreamError
+from ...codec.container import Container, encode_container
+from ...codec.quant import LsqPlusQuantiser, lsq_preview, read_lsq, write_lsq
+from ...codec.streams import ByteReader
+from ..base import Encoded, FitContext
+from ..decoded import DecodedGaussians
+from ..loop import Every, optimise
+from .config import GIPPCodecConfig
+from .method import color_norm_for
+from .model import clip_keep, positive_definite, render_gaussians
+from .train import GrowthTrainer
 
 MAX_LOG_VARIANCE = 60.0  # exp(60) px^2: far beyond any image, still finite in float32 products
 LOG_FLOOR = 1e-6  # variances are clamped here before the log (QAT can push one through zero)
 
 
-class GiPPQuantizers(nn.Module):
+class GiPPQuantisers(nn.Module):
     """The three attribute quantisers; ``forward`` maps real attributes to their quantised values."""
 
     def __init__(self, pos_bits: int = 12, cov_bits: int = 10, color_bits: int = 6) -> None:
         super().__init__()
-        self.pos = LsqPlusQuantizer(pos_bits, 2)
-        self.cov = LsqPlusQuantizer(cov_bits, 3)
-        self.color = LsqPlusQuantizer(color_bits, 3)
+        self.pos = LsqPlusQuantiser(pos_bits, 2)
+        self.cov = LsqPlusQuantiser(cov_bits, 3)
+        self.color = LsqPlusQuantiser(color_bits, 3)
 
     def forward(self, means, cov, colors) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Fake-quantised ``means [N, 2]``, stored ``cov [N, 3]`` and ``colors [N, 3]`` (differentiable)."""
@@ -67,17 +71,15 @@ def from_log(v: torch.Tensor) -> torch.Tensor:
     return torch.stack([la.exp(), b, lc.exp()], dim=-1)
 
 
-PIPELINES = ("two_stage", "single")
 WARMUP_SHARE = 6000 / 50000  # the code's warm-up, as a share of its iterations
 
 
-def codec_schedule(codec: dict, train_iterations: int) -> dict:
+def codec_schedule(codec: GIPPCodecConfig, train_iterations: int) -> dict:
     """Iterations of the codec stage: ``{"iterations", "warmup", "source"}`` (see the module docstring)."""
-    explicit = codec.get("iterations")
+    explicit = codec.iterations
     total = int(train_iterations if explicit is None else explicit)
     source = "train.iterations" if explicit is None else "codec.iterations"
-    warmup = codec.get("warmup")
-    warmup = round(WARMUP_SHARE * total) if warmup is None else int(warmup)
+    warmup = round(WARMUP_SHARE * total) if codec.warmup is None else codec.warmup
     return {"iterations": total, "warmup": max(1, min(warmup, total)), "source": source}
 
 
@@ -85,31 +87,29 @@ def compress_gipp(method, image: torch.Tensor, budget: int, ctx: FitContext) -> 
     """Fit (or reuse a fit), warm up, train under quantisation and encode ``image`` ``[3, H, W]``."""
     from .fit_cache import cached_fit
 
-    codec = method.codec_cfg
-    pipeline = str(codec.get("pipeline", "two_stage"))
-    if pipeline not in PIPELINES:
-        raise ValueError(f"unknown codec.pipeline {pipeline!r}; valid: {', '.join(PIPELINES)}")
-    color_norm = color_norm_for(method.cfg, "compress")
+    codec = method.codec_config
+    pipeline = codec.pipeline
+    color_norm = color_norm_for(method.config, "compress")
     plan = codec_schedule(codec, int(method.train_cfg["iterations"]))
     total, warmup = plan["iterations"], plan["warmup"]
     info: dict = {"pipeline": pipeline, "color_norm": color_norm}
     if pipeline == "two_stage":
         model, info["fit"] = cached_fit(method, image, budget, ctx, color_norm)
         optimizer, scheduler = method.optimizer(model)
-        trainer = Trainer(model, image, method.cfg, budget, total, optimizer, ctx)
+        trainer = GrowthTrainer(model, image, method.config, budget, total, optimizer, ctx)
         trainer.grow_until = trainer.prune_until = warmup  # train_quantize.py: only during the warm-up
     else:
-        model, optimizer, scheduler, trainer = method.setup(image, budget, ctx, total, color_norm)
-    quant = GiPPQuantizers(
-        int(codec.get("position_bits", 12)),
-        int(codec.get("covariance_bits", 10)),
-        int(codec.get("color_bits", 6)),
+        model, optimizer, scheduler, trainer = method.build_growth_fit(image, budget, ctx, total, color_norm)
+    quant = GiPPQuantisers(
+        codec.position_bits,
+        codec.covariance_bits,
+        codec.color_bits,
     ).to(ctx.device)
     counts = {"start": model.num_gaussians}
     history = optimise(
         trainer.step_forward, image, optimizer, scheduler, warmup - 1, ctx, loss="l2", hooks=[trainer]
     )
-    snapshots = bool(method.cfg.get("best_snapshot", True))
+    snapshots = method.config.best_snapshot
     if snapshots:
         trainer.check_snapshot(warmup - 1)
     info["warmup_snapshot"] = trainer.restore_best()
@@ -118,7 +118,7 @@ def compress_gipp(method, image: torch.Tensor, budget: int, ctx: FitContext) -> 
     # the code rebuilds Adam and a fresh StepLR at the current learning rate when QAT starts
     optimizer, scheduler = method.optimizer(model, lr=scheduler.get_last_lr()[0])
     trainer.optimizer, trainer.extra_modules = optimizer, [quant]
-    q_opt = torch.optim.Adam(quant.parameters(), lr=float(codec.get("quantizer_lr", 1e-3)))
+    q_opt = torch.optim.Adam(quant.parameters(), lr=codec.quantizer_lr)
     q_sched = torch.optim.lr_scheduler.StepLR(q_opt, step_size=10000, gamma=0.5)
 
     def quantised_forward() -> torch.Tensor:
@@ -162,11 +162,11 @@ def compress_gipp(method, image: torch.Tensor, budget: int, ctx: FitContext) -> 
         history=history,
         bits={"position": quant.pos.bits, "covariance": quant.cov.bits, "color": quant.color.bits},
     )
-    return encode_gipp(model, quant, ctx, bool(codec.get("entropy", True)), trainer, info)
+    return encode_gipp(model, quant, ctx, codec.entropy, trainer, info)
 
 
 @torch.no_grad()
-def encode_gipp(model, quant: GiPPQuantizers, ctx: FitContext, entropy: bool, trainer, info: dict) -> Encoded:
+def encode_gipp(model, quant: GiPPQuantisers, ctx: FitContext, entropy: bool, trainer, info: dict) -> Encoded:
     """Write the file; ``preview`` renders exactly what the decoder will rebuild."""
     means, cov, colors = model.means.detach(), model.stored_cov().detach(), model.color_values().detach()
     q_cov = from_log(lsq_preview(quant.cov, to_log(cov)))

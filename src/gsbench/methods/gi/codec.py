@@ -26,16 +26,17 @@ import torch
 import torch.nn.functional as F
 from pytorch_optimizer import Adan
 
-from ..codec import DECODERS, DecodedGaussians
-from ..codec.container import Container, encode_container
-from ..codec.quant import LsqPlusQuantizer, fp16_ste, lsq_preview, raise_corrupt, read_lsq, write_lsq
-from ..codec.rvq import ResidualVQ
-from ..codec.streams import ByteReader, decode_symbols, encode_symbols
-from ..gaussians import cholesky_to_cov
-from ..gaussians.params import cholesky_to_cov_legacy
-from ..gaussians.strategy import BestSnapshot
-from .base import Encoded, FitContext, psnr_from_mse
-from .loop import TrainState, train
+from ...codec import DECODERS
+from ...codec.container import Container, encode_container
+from ...codec.quant import LsqPlusQuantiser, fp16_ste, lsq_preview, raise_corrupt, read_lsq, write_lsq
+from ...codec.rvq import ResidualVQ
+from ...codec.streams import ByteReader, decode_symbols, encode_symbols
+from ...gaussians import cholesky_to_cov
+from ...gaussians.params import cholesky_to_cov_legacy
+from ...gaussians.strategy import BestSnapshot
+from ..base import Encoded, FitContext, psnr_from_mse
+from ..decoded import DecodedGaussians
+from ..loop import TrainState, train
 
 BOUND = (0.5, 0.0, 0.5)  # GaussianImage's fixed Cholesky bound
 
@@ -52,9 +53,8 @@ def gi_tensors(
     return means, to_cov(chol.float() + torch.tensor(BOUND, device=chol.device))
 
 
-def qat_iterations(codec: dict, train_iterations: int) -> tuple[int, str]:
-    """``(iterations, source)``: ``codec.qat_iterations`` when set, else ``train.iterations``."""
-    explicit = codec.get("qat_iterations")
+def qat_iterations(explicit: int | None, train_iterations: int) -> tuple[int, str]:
+    """``(iterations, source)``: ``explicit`` (``codec.qat_iterations``) if set, else ``train.iterations``."""
     if explicit is None:
         return int(train_iterations), "train.iterations"
     return int(explicit), "codec.qat_iterations"
@@ -73,35 +73,29 @@ def module_snapshot(modules: list[torch.nn.Module], score, every: int = 100, las
 
 def compress_gi(method, image: torch.Tensor, budget: int, ctx: FitContext) -> Encoded:
     """Fit GaussianImage, fine-tune it under quantisation, keep the best QAT snapshot, encode it."""
-    from ..gaussians import render
+    from ...gaussians import render
 
-    codec = method.codec_cfg
+    codec = method.codec_config
     fitted = method.fit(image, budget, ctx)
     model = fitted.model
     if model.variant != "cholesky":
         raise ValueError("the GaussianImage codec quantises Cholesky factors: use method.variant=cholesky")
-    q_chol = LsqPlusQuantizer(int(codec.get("cholesky_bits", 6)), 3).to(ctx.device)
-    rvq = ResidualVQ(
-        3,
-        int(codec.get("rvq_stages", 2)),
-        int(codec.get("rvq_codebook", 8)),
-        float(codec.get("rvq_decay", 0.8)),
-        seed=ctx.seed,
-    ).to(ctx.device)
-    commit_weight = float(codec.get("commitment", 1.0))
+    q_chol = LsqPlusQuantiser(codec.cholesky_bits, 3).to(ctx.device)
+    rvq = ResidualVQ(3, codec.rvq_stages, codec.rvq_codebook, codec.rvq_decay, seed=ctx.seed).to(ctx.device)
+    commit_weight = codec.commitment
     params = [*model.parameters(), *q_chol.parameters()]
-    optimizer = Adan(params, lr=float(codec.get("lr", 1e-3)))
+    optimizer = Adan(params, lr=codec.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=20000, gamma=0.5)
     box: dict[str, torch.Tensor] = {}
     legacy = ctx.render.legacy_cholesky_grad
 
     def forward() -> torch.Tensor:
-        xyz, chol = fp16_ste(model._xyz), q_chol(model._cholesky)
+        xyz, chol = fp16_ste(model.xyz), q_chol(model.cholesky)
         means, cov = gi_tensors(xyz, chol, model.height, model.width, legacy)
-        colors, _, box["commit"] = rvq(model._features_dc)
+        colors, _, box["commit"] = rvq(model.colors)
         return render(means, cov, colors, model.height, model.width, ctx.render).clamp(0, 1)
 
-    qat, source = qat_iterations(codec, int(method.train_cfg["iterations"]))
+    qat, source = qat_iterations(codec.qat_iterations, int(method.train_cfg["iterations"]))
 
     @torch.no_grad()
     def score() -> float:
@@ -110,8 +104,8 @@ def compress_gi(method, image: torch.Tensor, budget: int, ctx: FitContext) -> En
         rvq.train()
         return psnr
 
-    snapshot = module_snapshot([model, q_chol, rvq], score, int(codec.get("snapshot_every", 100)), qat)
-    hooks = [snapshot] if bool(codec.get("best_snapshot", True)) else []
+    snapshot = module_snapshot([model, q_chol, rvq], score, codec.snapshot_every, qat)
+    hooks = [snapshot] if codec.best_snapshot else []
     state = TrainState(
         forward, lambda out, target: F.mse_loss(out, target) + commit_weight * box["commit"], image,
         optimizer, scheduler,
@@ -128,21 +122,21 @@ def compress_gi(method, image: torch.Tensor, budget: int, ctx: FitContext) -> En
     }
     info.update(snapshot.restore())
     rvq.eval()
-    return encode_gi(model, q_chol, rvq, ctx, bool(codec.get("entropy", True)), info)
+    return encode_gi(model, q_chol, rvq, ctx, codec.entropy, info)
 
 
 @torch.no_grad()
 def encode_gi(
-    model, q_chol: LsqPlusQuantizer, rvq: ResidualVQ, ctx: FitContext, entropy: bool, info: dict
+    model, q_chol: LsqPlusQuantiser, rvq: ResidualVQ, ctx: FitContext, entropy: bool, info: dict
 ) -> Encoded:
     """Write the file; ``preview`` renders what the decoder will rebuild."""
-    from ..gaussians import render
+    from ...gaussians import render
 
-    xyz16 = model._xyz.detach().half()
+    xyz16 = model.xyz.detach().half()
     if not torch.isfinite(xyz16).all():
         raise ValueError("a position overflows float16; the fit diverged")
-    chol = model._cholesky.detach()
-    _, indices, _ = rvq(model._features_dc.detach())
+    chol = model.cholesky.detach()
+    _, indices, _ = rvq(model.colors.detach())
     n, height, width = model.num_gaussians, model.height, model.width
     index_bits = max(1, math.ceil(math.log2(rvq.size)))
     colr = (

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..gaussians.strategy import BestSnapshot, Hook
-from .base import FitContext, psnr_from_mse
-from .gipp_model import (
-    CLIP_RULES,
+from ...gaussians.strategy import BestSnapshot, Hook
+from ..base import FitContext, psnr_from_mse
+from .config import GIPPConfig
+from .model import (
     PARAMS,
     GaussianImagePPModel,
     edit_gaussians,
@@ -46,7 +46,7 @@ def growth_schedule(variant: str, budget: int, iterations: int, grow_every: int)
     return out
 
 
-class Trainer(Hook):
+class GrowthTrainer(Hook):
     """The D3 / pruning / snapshot state of one fit, as a hook of the training loop (:meth:`on_step`).
 
     Order within a step, as the code: the loop renders (:meth:`step_forward`, which keeps that render)
@@ -59,7 +59,7 @@ class Trainer(Hook):
         self,
         model: GaussianImagePPModel,
         target: torch.Tensor,
-        cfg: dict,
+        cfg: GIPPConfig,
         budget: int,
         iterations: int,
         optimizer: torch.optim.Optimizer,
@@ -67,12 +67,9 @@ class Trainer(Hook):
     ) -> None:
         self.model, self.target, self.cfg, self.budget = model, target, cfg, budget
         self.iterations, self.optimizer, self.ctx = iterations, optimizer, ctx
-        self.variant = str(cfg.get("variant", "paper"))
-        self.radius_clip = float(cfg.get("radius_clip", 1.0)) if self.variant == "code" else 0.0
-        self.clip_rule = str(cfg.get("radius_clip_rule", "official"))
-        if self.clip_rule not in CLIP_RULES:
-            valid = ", ".join(CLIP_RULES)
-            raise ValueError(f"unknown method.radius_clip_rule {self.clip_rule!r}; valid: {valid}")
+        self.variant = cfg.variant
+        self.radius_clip = cfg.radius_clip if self.variant == "code" else 0.0
+        self.clip_rule = cfg.radius_clip_rule
         self.grow_until = self.prune_until = iterations
         self.growth: list[dict[str, int]] = []
         self.snapshot = BestSnapshot(self.score, self.capture, self.load)
@@ -96,15 +93,15 @@ class Trainer(Hook):
     def on_step(self, step: int) -> None:
         """Prune, check the snapshot and grow after the update of (global) step ``step``."""
         cfg = self.cfg
-        prune_every = int(cfg.get("prune_every", 100))
+        prune_every = cfg.prune_every
         if prune_every and step % prune_every == 0 and step < self.prune_until:
             keep = positive_definite(self.model.stored_cov().detach())
             if not bool(keep.all()):
                 edit_gaussians(self.model, self.optimizer, keep=keep)
-        every = int(cfg.get("snapshot_every", 100))
-        if cfg.get("best_snapshot", True) and (step % every == 0 or step == self.iterations):
+        every = cfg.snapshot_every
+        if cfg.best_snapshot and (step % every == 0 or step == self.iterations):
             self.check_snapshot(step)
-        grow_every = int(cfg.get("grow_every", 5000))
+        grow_every = cfg.grow_every
         n = self.model.num_gaussians
         k = growth_count(self.variant, self.budget, n, step, self.iterations, grow_every)
         if k and step < self.grow_until:

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from ..gaussians import RenderOptions, render
+from ...gaussians import RenderOptions, render
 
 VARIANTS = ("paper", "code")
 ALPHA = 9 * math.pi

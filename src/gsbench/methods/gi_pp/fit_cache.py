@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from .base import FitContext
-from .gipp_model import GaussianImagePPModel, setattr_tensor
+from ..base import FitContext
+from .model import GaussianImagePPModel, setattr_tensor
 
 TENSORS = ("means", "cov", "colors", "filter_var")
 
@@ -46,7 +46,7 @@ def fit_key(method, image: torch.Tensor, budget: int, ctx: FitContext, color_nor
 
 def cache_path(method, key: str) -> Path | None:
     """``DIR/gi_pp/<key>.pt`` for ``codec.fit_cache=DIR``; None when no cache is configured."""
-    folder = method.codec_cfg.get("fit_cache")
+    folder = method.codec_config.fit_cache
     if folder in (None, "", "null", "none"):
         return None
     return Path(str(folder)).expanduser() / method.name / f"{key}.pt"

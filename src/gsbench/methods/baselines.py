@@ -1,19 +1,18 @@
 """Classical image codecs as methods: ``jpeg``, ``webp``, ``avif``, ``jxl`` (task ``compress`` only).
 
-Each codec is a row of :data:`CODECS`: the file suffix, the config keys it reads with their defaults, and
+Each codec is a row of :data:`CODECS`: the file suffix, the config keys it reads (their defaults are in
+``configs/method/<codec>.yaml``, read by :func:`.options.yaml_defaults`), and
 the libraries that can encode it, in order of preference (``method.library=auto`` takes the first one
-installed). A library is a :class:`Backend`: how to tell whether it is installed, its version string,
-encode ``uint8 [H, W, 3] -> bytes`` and decode ``bytes -> uint8 [H, W, 3]``. The budget is the codec's
-quality (``method.quality``, 0..100), so ``-m method=jpeg task=compress method.quality=10,40,75`` is a
-sweep; every record names the quality, the library and its version and the settings used in
-``method_info`` (``description`` is the one-line summary). Settings are the libraries' defaults (4:2:0
-chroma subsampling for all four) except where written in docs/baselines.md.
+installed). A library is a :class:`.baselines_io.Backend`: how to tell whether it is installed, its
+version string, encode ``uint8 [H, W, 3] -> bytes`` and decode ``bytes -> uint8 [H, W, 3]``. The budget
+is the codec's quality (``method.quality``, 0..100), so ``-m method=jpeg task=compress
+method.quality=10,40,75`` is a sweep; every record names the quality, the library and its version and
+the settings used in ``method_info`` (``description`` is the one-line summary). Settings are the
+libraries' defaults (4:2:0 chroma subsampling for all four) except where written in docs/baselines.md.
 """
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,171 +21,35 @@ import torch
 
 from ..errors import UserError
 from .base import METHODS, Decoded, Encoded, FitContext, Fitted, Method
-
-Settings = Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Backend:
-    """One library's encoder and decoder for one codec.
-
-    Attributes:
-        library: the library's name as printed (``Pillow``, ``imagecodecs``).
-        package: what to ``pip install`` when it is missing.
-        missing: ``() -> reason or None``: why this library cannot encode the codec here (None: it can).
-        version: ``() -> str``: the library's version and the codec library underneath.
-        encode: ``(pixels uint8 [H, W, 3], quality, settings) -> bytes``.
-        decode: ``(bytes) -> uint8 [H, W, 3]``.
-        applied: ``(settings) -> dict``: the settings this library really uses (for the record).
-    """
-
-    library: str
-    package: str
-    missing: Callable[[], str | None]
-    version: Callable[[], str]
-    encode: Callable[[np.ndarray, int, Settings], bytes]
-    decode: Callable[[bytes], np.ndarray]
-    applied: Callable[[Settings], dict[str, Any]]
+from .baselines_io import (
+    Backend,
+    ic_avif_decode,
+    ic_avif_encode,
+    ic_jxl_decode,
+    ic_jxl_encode,
+    ic_missing,
+    ic_version,
+    ic_webp_decode,
+    ic_webp_encode,
+    pil_decode,
+    pil_lib_version,
+    pil_missing,
+    pil_save,
+)
+from .options import yaml_defaults
 
 
 @dataclass(frozen=True)
 class CodecSpec:
-    """A codec: its label, file suffix, config keys with defaults, and the backends able to encode it."""
+    """A codec: its label, file suffix, setting keys (defaults: its YAML), and the backends that encode it."""
 
     name: str
     label: str
     suffix: str
-    defaults: dict[str, Any]
+    settings: tuple[str, ...]  # the codec's own config keys, beside quality and library
     backends: tuple[Backend, ...]
     install: str  # what to tell a user who has none of the backends
     quality_range: tuple[int, int] = (0, 100)
-
-
-# ---- Pillow -------------------------------------------------------------------------------------------
-
-
-def _pil_version() -> str:
-    import PIL
-
-    return PIL.__version__
-
-
-def _pil_missing(feature: str, need: str) -> Callable[[], str | None]:
-    def missing() -> str | None:
-        try:
-            from PIL import features
-        except ImportError:
-            return "Pillow is not installed"
-        if not features.check(feature):
-            return f"this Pillow ({_pil_version()}) was built without {feature.upper()} support; {need}"
-        return None
-
-    return missing
-
-
-def _pil_lib_version(feature: str, name: str) -> Callable[[], str]:
-    def version() -> str:
-        from PIL import features
-
-        return f"Pillow {_pil_version()} ({name} {features.version(feature)})"
-
-    return version
-
-
-def _pil_save(fmt: str, **fixed: Any) -> Callable[[np.ndarray, int, Settings], bytes]:
-    def encode(pixels: np.ndarray, quality: int, settings: Settings) -> bytes:
-        from PIL import Image
-
-        buf = io.BytesIO()
-        Image.fromarray(pixels, "RGB").save(buf, fmt, quality=quality, **fixed, **dict(settings))
-        return buf.getvalue()
-
-    return encode
-
-
-def _pil_decode(data: bytes) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as im:
-        im.load()
-        return np.asarray(im.convert("RGB"))
-
-
-# ---- imagecodecs --------------------------------------------------------------------------------------
-
-
-def _ic_missing(codec: str) -> Callable[[], str | None]:
-    def missing() -> str | None:
-        try:
-            import imagecodecs
-        except ImportError:
-            return "imagecodecs is not installed"
-        if not getattr(imagecodecs, codec).available:
-            return f"this imagecodecs ({imagecodecs.__version__}) was built without {codec}"
-        return None
-
-    return missing
-
-
-def _ic_version(codec: str) -> Callable[[], str]:
-    def version() -> str:
-        import imagecodecs
-
-        return f"imagecodecs {imagecodecs.__version__} ({getattr(imagecodecs, f'{codec}_version')()})"
-
-    return version
-
-
-def _ic_jxl_encode(pixels: np.ndarray, quality: int, s: Settings) -> bytes:
-    import imagecodecs
-
-    # level is libjxl's JxlEncoderDistanceFromQuality (cjxl -q): 90 -> distance 1.0, 75 -> 2.35
-    return bytes(
-        imagecodecs.jpegxl_encode(
-            pixels, level=quality, effort=int(s["effort"]), numthreads=int(s["threads"])
-        )
-    )
-
-
-def _ic_jxl_decode(data: bytes) -> np.ndarray:
-    import imagecodecs
-
-    return _rgb8(imagecodecs.jpegxl_decode(data))
-
-
-def _ic_avif_encode(pixels: np.ndarray, quality: int, s: Settings) -> bytes:
-    import imagecodecs
-
-    fmt = getattr(imagecodecs.AVIF.PIXEL_FORMAT, "YUV" + str(s["subsampling"]).replace(":", ""))
-    out = imagecodecs.avif_encode(
-        pixels, level=quality, speed=int(s["speed"]), pixelformat=fmt, numthreads=int(s["threads"])
-    )
-    return bytes(out)
-
-
-def _ic_avif_decode(data: bytes) -> np.ndarray:
-    import imagecodecs
-
-    return _rgb8(imagecodecs.avif_decode(data))
-
-
-def _ic_webp_encode(pixels: np.ndarray, quality: int, s: Settings) -> bytes:
-    import imagecodecs
-
-    # imagecodecs' WebP is lossless unless told otherwise
-    return bytes(imagecodecs.webp_encode(pixels, level=quality, lossless=False, method=int(s["method"])))
-
-
-def _ic_webp_decode(data: bytes) -> np.ndarray:
-    import imagecodecs
-
-    return _rgb8(imagecodecs.webp_decode(data))
-
-
-def _rgb8(arr: np.ndarray) -> np.ndarray:
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
-        raise ValueError(f"decoder returned {arr.dtype} {arr.shape}, expected uint8 [H, W, 3]")
-    return arr
 
 
 # ---- the table -----------------------------------------------------------------------------------------
@@ -194,10 +57,10 @@ def _rgb8(arr: np.ndarray) -> np.ndarray:
 _PILLOW_JPEG = Backend(
     library="Pillow",
     package="pillow",
-    missing=_pil_missing("jpg", "install a Pillow wheel from PyPI"),
-    version=_pil_lib_version("libjpeg_turbo", "libjpeg-turbo"),
-    encode=_pil_save("JPEG"),
-    decode=_pil_decode,
+    missing=pil_missing("jpg", "install a Pillow wheel from PyPI"),
+    version=pil_lib_version("libjpeg_turbo", "libjpeg-turbo"),
+    encode=pil_save("JPEG"),
+    decode=pil_decode,
     applied=lambda s: {
         "subsampling": s["subsampling"],
         "optimize": bool(s["optimize"]),
@@ -211,7 +74,7 @@ CODECS: dict[str, CodecSpec] = {
         name="jpeg",
         label="JPEG",
         suffix=".jpg",
-        defaults={"subsampling": "4:2:0", "optimize": False, "progressive": False},
+        settings=("subsampling", "optimize", "progressive"),
         backends=(_PILLOW_JPEG,),
         install="pip install pillow",
     ),
@@ -219,24 +82,24 @@ CODECS: dict[str, CodecSpec] = {
         name="webp",
         label="WebP (lossy)",
         suffix=".webp",
-        defaults={"method": 4},
+        settings=("method",),
         backends=(
             Backend(
                 library="Pillow",
                 package="pillow",
-                missing=_pil_missing("webp", "install a Pillow wheel from PyPI, or imagecodecs"),
-                version=_pil_lib_version("webp", "libwebp"),
-                encode=_pil_save("WEBP", lossless=False),
-                decode=_pil_decode,
+                missing=pil_missing("webp", "install a Pillow wheel from PyPI, or imagecodecs"),
+                version=pil_lib_version("webp", "libwebp"),
+                encode=pil_save("WEBP", lossless=False),
+                decode=pil_decode,
                 applied=lambda s: {"method": int(s["method"]), "lossless": False, "subsampling": "4:2:0"},
             ),
             Backend(
                 library="imagecodecs",
                 package="imagecodecs",
-                missing=_ic_missing("WEBP"),
-                version=_ic_version("webp"),
-                encode=_ic_webp_encode,
-                decode=_ic_webp_decode,
+                missing=ic_missing("WEBP"),
+                version=ic_version("webp"),
+                encode=ic_webp_encode,
+                decode=ic_webp_decode,
                 applied=lambda s: {"method": int(s["method"]), "lossless": False, "subsampling": "4:2:0"},
             ),
         ),
@@ -246,19 +109,19 @@ CODECS: dict[str, CodecSpec] = {
         name="avif",
         label="AVIF",
         suffix=".avif",
-        defaults={"speed": 6, "subsampling": "4:2:0", "threads": 1},
+        settings=("speed", "subsampling", "threads"),
         backends=(
             Backend(
                 library="Pillow",
                 package="pillow>=11.3",
-                missing=_pil_missing("avif", "Pillow>=11.3 wheels include AVIF; or pip install imagecodecs"),
-                version=_pil_lib_version("avif", "libavif"),
-                encode=lambda px, q, s: _pil_save("AVIF")(
+                missing=pil_missing("avif", "Pillow>=11.3 wheels include AVIF; or pip install imagecodecs"),
+                version=pil_lib_version("avif", "libavif"),
+                encode=lambda px, q, s: pil_save("AVIF")(
                     px,
                     q,
                     {"speed": int(s["speed"]), "subsampling": s["subsampling"], "max_threads": s["threads"]},
                 ),
-                decode=_pil_decode,
+                decode=pil_decode,
                 applied=lambda s: {
                     "speed": int(s["speed"]),
                     "subsampling": s["subsampling"],
@@ -270,10 +133,10 @@ CODECS: dict[str, CodecSpec] = {
             Backend(
                 library="imagecodecs",
                 package="imagecodecs",
-                missing=_ic_missing("AVIF"),
-                version=_ic_version("avif"),
-                encode=_ic_avif_encode,
-                decode=_ic_avif_decode,
+                missing=ic_missing("AVIF"),
+                version=ic_version("avif"),
+                encode=ic_avif_encode,
+                decode=ic_avif_decode,
                 applied=lambda s: {
                     "speed": int(s["speed"]),
                     "subsampling": s["subsampling"],
@@ -287,15 +150,15 @@ CODECS: dict[str, CodecSpec] = {
         name="jxl",
         label="JPEG XL",
         suffix=".jxl",
-        defaults={"effort": 7, "threads": 1},
+        settings=("effort", "threads"),
         backends=(
             Backend(
                 library="imagecodecs",
                 package="imagecodecs",
-                missing=_ic_missing("JPEGXL"),
-                version=_ic_version("jpegxl"),
-                encode=_ic_jxl_encode,
-                decode=_ic_jxl_decode,
+                missing=ic_missing("JPEGXL"),
+                version=ic_version("jpegxl"),
+                encode=ic_jxl_encode,
+                decode=ic_jxl_decode,
                 applied=lambda s: {
                     "effort": int(s["effort"]),
                     "distance": "from quality as cjxl -q (libjxl JxlEncoderDistanceFromQuality)",
@@ -364,12 +227,13 @@ class ClassicalCodec(Method):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # sets self.cfg (the method node) and self.train_cfg
-        unknown = set(self.cfg) - {"name", "quality", "library", "budget_tag", *self.spec.defaults}
+        unknown = set(self.cfg) - {"name", "quality", "library", "budget_tag", *self.spec.settings}
         if unknown:
-            keys = ", ".join(["quality", "library", *self.spec.defaults])
+            keys = ", ".join(["quality", "library", *self.spec.settings])
             raise UserError(f"unknown {self.name} option(s) {', '.join(sorted(unknown))}; valid: {keys}")
-        self.settings = {k: self.cfg.get(k, v) for k, v in self.spec.defaults.items()}
-        self.backend = pick_backend(self.spec, str(self.cfg.get("library", "auto")))
+        defaults = yaml_defaults(self.name, "method")  # the YAML is the one place a default is written
+        self.settings = {k: self.cfg.get(k, defaults[k]) for k in self.spec.settings}
+        self.backend = pick_backend(self.spec, str(self.cfg.get("library", defaults["library"])))
 
     def budget(self, gaussians: int) -> int:
         """The quality (``method.quality``); the ``gaussians`` key is ignored."""

@@ -26,10 +26,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..codec import DECODERS, BitstreamError, Container, check_output, check_render_budget, encode_container
-from ..codec.guard import check_memory, flush_denormals
-from ..codec.streams import ByteReader, decode_symbols, encode_symbols
-from ..gaussians import RenderOptions, render, render_topk, scale_rot_to_cov
+from ...codec import DECODERS, BitstreamError, Container, check_output, check_render_budget, encode_container
+from ...codec.guard import check_memory, flush_denormals
+from ...codec.streams import ByteReader, decode_symbols, encode_symbols
+from ...gaussians import RenderOptions, render, render_topk, scale_rot_to_cov
 
 FORMAT = 1
 MODES = ("topk_norm", "topk_sum", "sum")
@@ -165,7 +165,7 @@ def encode(
 
 
 @DECODERS.register("image_gs")
-def decode(container: Container, device: torch.device, options: RenderOptions) -> ImageGSDecoded:
+def decode(container: Container, device: torch.device, options: RenderOptions | None) -> ImageGSDecoded:
     """Rebuild the Gaussians from a parsed container; every field is checked before it is used."""
     head = ByteReader(container.section("HEAD"), "image_gs HEAD section")
     fmt, channels, bits, mode, k, flags = head.unpack("BBBBBB")
@@ -218,4 +218,5 @@ def decode(container: Container, device: torch.device, options: RenderOptions) -
         container.limits,
         container.nbytes,
     )
+    options = options or RenderOptions()  # decode_bitstream without options: the renderer's defaults
     return ImageGSDecoded(values, container.height, container.width, options, spec)
