@@ -73,7 +73,8 @@ def ssim_loss(x: torch.Tensor, y: torch.Tensor, win_size: int = 11, data_range: 
     if x.shape != y.shape or x.dim() != 4:
         raise ValueError(f"ssim_loss expects two [B, C, H, W] tensors of one shape, got {x.shape}, {y.shape}")
     if min(x.shape[-2:]) < win_size or win_size % 2 == 0:
-        raise ValueError(f"ssim_loss: an odd window of {win_size} px must fit the {tuple(x.shape[-2:])} image")
+        size = tuple(x.shape[-2:])
+        raise ValueError(f"ssim_loss: an odd window of {win_size} px must fit the {size} image")
     g = window(int(win_size))
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
     mu1, mu2 = blur(x, g), blur(y, g)
