@@ -12,7 +12,7 @@ Public API::
 See ``docs/datasets.md``.
 """
 
-from . import stacks  # noqa: F401  (registers dataset=texture_stack)
+from . import filesets, folders, stacks  # noqa: F401  (register kodak, div2k_*, folder, samples, texture_stack)
 from .download import DownloadError, fetch, sha256_file
 from .images import MAX_PIXELS, DatasetError, ImageError, load_image
 from .items import LoadedItem, load_item
