@@ -158,6 +158,11 @@ class _Job:
 
 
 def _run_image(cfg, method, item: ImageItem, device, options, rdir: Path, logger) -> dict[str, Any]:
+    """Load one dataset item, run the task on it, let the item score and save the result: its record part.
+
+    Plain images and texture stacks take the same path; what differs (per-group metrics, one PNG per
+    group, no image logging) is the loaded item's business (:class:`gsbench.data.LoadedItem`).
+    """
     max_pixels = int(OmegaConf.select(cfg, "limits.max_pixels", default=None) or MAX_PIXELS)
     loaded = load_item(item, max_pixels=max_pixels).to(device)
     image = loaded.image
