@@ -89,9 +89,11 @@ def cli(*args: str) -> CliResult:
     Puts back what a run changes in the process, so runs neither leak into each other nor into later
     tests: ``sys.argv``, the working directory (the subprocess ran in the repository root), the root
     logger's handlers and level (Hydra configures logging for every job; its file handlers are closed),
-    ``HYDRA_FULL_ERROR`` and Hydra's global state.
+    ``HYDRA_FULL_ERROR`` and Hydra's global state (its config search path, and the run's config that
+    ``HydraConfig.get()`` would otherwise go on returning to code that asks whether it runs under Hydra).
     """
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
 
     from gsbench.__main__ import main
 
@@ -99,6 +101,7 @@ def cli(*args: str) -> CliResult:
     saved_handlers, saved_level = root.handlers[:], root.level
     saved_argv, saved_cwd = sys.argv[:], os.getcwd()
     saved_env = os.environ.get("HYDRA_FULL_ERROR")
+    saved_hydra_cfg = HydraConfig.instance().cfg
     out, err = io.StringIO(), io.StringIO()
     code: int | str | None = 0
     GlobalHydra.instance().clear()
@@ -117,6 +120,7 @@ def cli(*args: str) -> CliResult:
                 code = 1
     finally:
         GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = saved_hydra_cfg
         for handler in root.handlers:
             if handler not in saved_handlers:
                 handler.close()

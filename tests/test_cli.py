@@ -215,6 +215,7 @@ def test_wandb_logger_offline(tmp_path):
 def test_in_process_runs_leave_no_state_behind(tmp_path):
     """``cli`` runs ``main`` in this process: Hydra's logging, argv, cwd and global state are put back."""
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
 
     root = logging.getLogger()
     handlers, level, argv, cwd = root.handlers[:], root.level, sys.argv[:], os.getcwd()
@@ -226,4 +227,4 @@ def test_in_process_runs_leave_no_state_behind(tmp_path):
         assert res.returncode == 0, res.stderr
         assert list(out.glob("*.log")) and records(out)["img0"]["status"] == "ok"
         assert (root.handlers, root.level, sys.argv, os.getcwd()) == (handlers, level, argv, cwd)
-        assert not GlobalHydra.instance().is_initialized()
+        assert not GlobalHydra.instance().is_initialized() and not HydraConfig.initialized()
