@@ -124,7 +124,9 @@ def _resume_keeps_finished_records(args: list[str], out: Path) -> None:
         pytest.skip("all images finished before the signal landed; nothing to resume")
     assert len(first) >= 1, "the signal should land after the first image"
     done_at = {k: r["finished_at"] for k, r in first.items()}
-    res = cli(*args)
+    # a subprocess like the interrupted run: a resume after a real process died, with that process's
+    # threads (an in-process fit would run under the suite's torch thread count)
+    res = gsbench(*args)
     assert res.returncode == 0, res.stderr
     second = records(out)
     assert len(second) == 3 and all(r["status"] == "ok" for r in second.values())
