@@ -1,17 +1,21 @@
 """Helpers shared by test modules (importable as ``helpers``: pytest puts tests/ on sys.path).
 
-Random renderer inputs, the command line in a subprocess, tiny image folders, reading records back, the
-composed job config, and the Triton device of the kernel tests.
+Random renderer inputs, the command line (in-process, or in a subprocess where a real process is needed),
+tiny image folders, reading records back, the composed job config, and the Triton device of the kernel
+tests.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
@@ -53,7 +57,11 @@ def random_gaussians(
 
 
 def gsbench(*args: str, timeout: float = 300, **kw: Any) -> subprocess.CompletedProcess:
-    """``python -m gsbench ARGS`` from the repository root (a subprocess: Hydra keeps global state)."""
+    """``python -m gsbench ARGS`` from the repository root in a subprocess.
+
+    For what needs a real process: signals (Ctrl-C, kill -9), the ``python -m`` entry itself, a fresh
+    interpreter. Everything else goes through :func:`cli`, which is much faster.
+    """
     env = dict(os.environ, PYTHONUNBUFFERED="1", HYDRA_FULL_ERROR="0")
     return subprocess.run(
         [sys.executable, "-m", "gsbench", *args],
@@ -64,6 +72,67 @@ def gsbench(*args: str, timeout: float = 300, **kw: Any) -> subprocess.Completed
         env=env,
         **kw,
     )
+
+
+class CliResult(NamedTuple):
+    """What :func:`cli` returns: the fields of a ``subprocess.CompletedProcess``, so tests read both alike."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str) -> CliResult:
+    """``python -m gsbench ARGS`` run in this process: ``gsbench.__main__.main(args)``.
+
+    Captures ``sys.stdout``/``sys.stderr`` and the exit status (``SystemExit``; 0 when ``main`` returns).
+    Puts back what a run changes in the process, so runs neither leak into each other nor into later
+    tests: ``sys.argv``, the working directory (the subprocess ran in the repository root), the root
+    logger's handlers and level (Hydra configures logging for every job; its file handlers are closed),
+    ``HYDRA_FULL_ERROR`` and Hydra's global state (its config search path, and the run's config that
+    ``HydraConfig.get()`` would otherwise go on returning to code that asks whether it runs under Hydra).
+    """
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from gsbench.__main__ import main
+
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    saved_argv, saved_cwd = sys.argv[:], os.getcwd()
+    saved_env = os.environ.get("HYDRA_FULL_ERROR")
+    saved_hydra_cfg = HydraConfig.instance().cfg
+    out, err = io.StringIO(), io.StringIO()
+    code: int | str | None = 0
+    GlobalHydra.instance().clear()
+    os.environ["HYDRA_FULL_ERROR"] = "0"  # Hydra's short error report, as the subprocess had
+    try:
+        os.chdir(ROOT)
+        # what `python -m gsbench` puts in argv[0]
+        sys.argv = [str(ROOT / "src" / "gsbench" / "__main__.py")]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(args))
+            except SystemExit as exc:
+                code = exc.code
+            if isinstance(code, str):  # sys.exit("message"): the interpreter prints it and exits 1
+                print(code, file=sys.stderr)
+                code = 1
+    finally:
+        GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = saved_hydra_cfg
+        for handler in root.handlers:
+            if handler not in saved_handlers:
+                handler.close()
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        if saved_env is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved_env
+    return CliResult(int(code or 0), out.getvalue(), err.getvalue())
 
 
 def make_folder(tmp_path: Path, n: int = 3, size=(24, 32)) -> Path:

@@ -1,10 +1,16 @@
-"""A bare ``python -m gsbench`` refuses in one line naming the demo and the paper-setting command."""
+"""A bare ``python -m gsbench`` refuses in one line naming the demo and the paper-setting command.
+
+The bare command runs in a real process: it is the smoke test of the ``python -m gsbench`` entry itself
+(argv read from the interpreter, nothing passed to ``main``).
+"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+
+from helpers import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,9 +27,7 @@ def test_bare_command_refuses_with_the_two_commands():
 
 
 def test_help_names_the_demo_first():
-    res = subprocess.run(
-        [sys.executable, "-m", "gsbench", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    res = cli("--help")
     assert res.returncode == 0
     examples = res.stdout.split("Examples:")[1].splitlines()
     assert "preset=quick" in examples[1]

@@ -1,8 +1,9 @@
-"""The command line end to end (subprocesses: Hydra keeps global state), resume, and user mistakes."""
+"""The command line end to end (in-process; subprocesses for signals and W&B), resume, and user mistakes."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gsbench.gaussians import resolve_backend
-from helpers import ROOT, gsbench, make_folder, records
+from helpers import ROOT, cli, gsbench, make_folder, records
 
 TINY = [
     "gaussians=60",
@@ -28,7 +29,7 @@ TINY = [
 
 
 def test_help_lists_groups_and_options():
-    res = gsbench("--help")
+    res = cli("--help")
     assert res.returncode == 0, res.stderr
     line = next(s for s in res.stdout.splitlines() if s.startswith("method: "))
     assert {"gi", "gi_pp", "jpeg", "webp", "avif", "jxl", "coin"} <= set(line[len("method: ") :].split(", "))
@@ -48,7 +49,7 @@ def test_help_lists_groups_and_options():
     "arg,group", [("method=nope", "method"), ("dataset=kodk", "dataset"), ("logger=tensorboard", "logger")]
 )
 def test_unknown_group_option_is_one_line_with_valid_names(arg, group):
-    res = gsbench(arg)
+    res = cli(arg)
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr
@@ -56,13 +57,13 @@ def test_unknown_group_option_is_one_line_with_valid_names(arg, group):
 
 
 def test_unknown_key_is_refused_with_hydra_hint():
-    res = gsbench("train.iteratons=5")
+    res = cli("train.iteratons=5")
     assert res.returncode != 0
     assert "iteratons" in res.stderr
 
 
 def test_missing_dataset_says_where_to_put_it(tmp_path):
-    res = gsbench("dataset=kodak", f"paths.data_dir={tmp_path}", *TINY, f"hydra.run.dir={tmp_path / 'o'}")
+    res = cli("dataset=kodak", f"paths.data_dir={tmp_path}", *TINY, f"hydra.run.dir={tmp_path / 'o'}")
     assert res.returncode == 2
     assert str(tmp_path / "kodak") in res.stderr
 
@@ -71,7 +72,7 @@ def test_folder_run_end_to_end_with_a_bad_file(tmp_path):
     folder = make_folder(tmp_path, n=2)
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     out = tmp_path / "out"
-    res = gsbench("dataset=folder", f"dataset.path={folder}", *TINY, f"hydra.run.dir={out}")
+    res = cli("dataset=folder", f"dataset.path={folder}", *TINY, f"hydra.run.dir={out}")
     assert res.returncode == 1, res.stderr  # 0 only when every image is ok
     assert res.stderr.strip().splitlines()[-1].startswith("gsbench: 1 image failed; reasons in their records")
     recs = records(out)
@@ -123,6 +124,8 @@ def _resume_keeps_finished_records(args: list[str], out: Path) -> None:
         pytest.skip("all images finished before the signal landed; nothing to resume")
     assert len(first) >= 1, "the signal should land after the first image"
     done_at = {k: r["finished_at"] for k, r in first.items()}
+    # a subprocess like the interrupted run: a resume after a real process died, with that process's
+    # threads (an in-process fit would run under the suite's torch thread count)
     res = gsbench(*args)
     assert res.returncode == 0, res.stderr
     second = records(out)
@@ -157,7 +160,7 @@ def test_kill_9_mid_image_loses_only_that_image(tmp_path):
 @pytest.mark.slow
 def test_kodak_acceptance_command(kodak_dir, tmp_path):
     """The issue's acceptance run, shortened (2000 iterations take ~10 min here; 100 suffice to test)."""
-    res = gsbench(
+    res = cli(
         "method=gi",
         "dataset=kodak",
         "dataset.limit=1",
@@ -186,7 +189,7 @@ def test_multirun_sweep_one_folder_per_job_and_resume(tmp_path):
         "gaussians=30,40",
         f"hydra.sweep.dir={sweep}",
     ]
-    res = gsbench(*args)
+    res = cli(*args)
     assert res.returncode == 0, res.stderr
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name.startswith("gi_"))
     assert jobs == ["gi_folder_g30_s1_0", "gi_folder_g40_s1_1"]
@@ -195,7 +198,7 @@ def test_multirun_sweep_one_folder_per_job_and_resume(tmp_path):
     # the sweep-end callback wrote the sweep's report (tables and the represent plots)
     assert (sweep / "report" / "summary.csv").stat().st_size > 0
     assert any((sweep / "report" / "plots").glob("*.png"))
-    again = gsbench(*args)
+    again = cli(*args)
     assert again.returncode == 0 and again.stdout.count("skipped (already done): 1") == 2
 
 
@@ -203,8 +206,27 @@ def test_wandb_logger_offline(tmp_path):
     pytest.importorskip("wandb")
     folder = make_folder(tmp_path, n=1)
     out = tmp_path / "out"
+    # a subprocess: W&B starts a service process and keeps a global run
     res = gsbench("dataset=folder", f"dataset.path={folder}", *TINY, "logger=wandb", f"hydra.run.dir={out}")
     assert res.returncode == 0, res.stderr
     assert list((out / "wandb").glob("offline-run-*")), (
         "an offline W&B run should be written in the job folder"
     )
+
+
+def test_in_process_runs_leave_no_state_behind(tmp_path):
+    """``cli`` runs ``main`` in this process: Hydra's logging, argv, cwd and global state are put back."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    root = logging.getLogger()
+    handlers, level, argv, cwd = root.handlers[:], root.level, sys.argv[:], os.getcwd()
+    folder = make_folder(tmp_path, n=1)
+    for run in range(2):  # a second run in the same process works like the first
+        out = tmp_path / f"out{run}"
+        res = cli("method=jpeg", "task=compress", "dataset=folder", f"dataset.path={folder}", *TINY,
+                  f"hydra.run.dir={out}")  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        assert list(out.glob("*.log")) and records(out)["img0"]["status"] == "ok"
+        assert (root.handlers, root.level, sys.argv, os.getcwd()) == (handlers, level, argv, cwd)
+        assert not GlobalHydra.instance().is_initialized() and not HydraConfig.initialized()

@@ -22,7 +22,7 @@ from gsbench.methods.coin.codec import decode_coin, pack
 from gsbench.methods.coin.method import Coin
 from gsbench.methods.coin.model import Siren, num_params
 from gsbench.runner.tasks import TASKS
-from helpers import ROOT, gsbench, make_folder, records
+from helpers import ROOT, cli, make_folder, records
 
 CTX = FitContext(progress=False, log_every=0)
 TASK_CFG = OmegaConf.create({"gaussians": 0, "task": {"name": "compress", "fps_warmup": 0, "fps_repeats": 1}})
@@ -144,7 +144,7 @@ def test_missing_encoder_on_the_command_line_is_one_line(tmp_path):
 
 def test_jpeg_command_line_records_bpp_of_the_file(kodak_dir, tmp_path):
     out = tmp_path / "out"
-    res = gsbench(
+    res = cli(
         "method=jpeg",
         "task=compress",
         "dataset=kodak",
@@ -267,7 +267,7 @@ def test_coin_corrupt_files_are_bitstream_errors(one_thread):
 def test_coin_command_line_compress(tmp_path):
     folder = make_folder(tmp_path, n=1, size=(24, 32))
     out = tmp_path / "out"
-    res = gsbench(
+    res = cli(
         "method=coin",
         "task=compress",
         "dataset=folder",

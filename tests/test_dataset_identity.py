@@ -14,6 +14,7 @@ from gsbench.data import resolve_dataset
 from gsbench.data.identity import dataset_identity
 from gsbench.report import records_frame, summarize
 from gsbench.report.aggregate import dataset_key
+from helpers import cli
 
 
 def _folder(root: Path, name: str, n: int, seed: int = 0) -> Path:
@@ -80,19 +81,14 @@ def test_report_never_pools_two_folders():
 
 def test_compress_on_two_folders_prints_bpp_and_reports_two_datasets(tmp_path):
     """End to end: JPEG on a 1-image and a 3-image folder; bpp in the print and results.csv; two datasets."""
-    import subprocess
-    import sys
-
     from gsbench.report import build_report
 
-    root = Path(__file__).resolve().parents[1]
     for name, n in (("one", 1), ("three", 3)):
         folder = _folder(tmp_path, name, n, seed=n)
-        res = subprocess.run(
-            [sys.executable, "-m", "gsbench", "method=jpeg", "task=compress", "dataset=folder",
-             f"dataset.path={folder}", "metrics.names=[psnr]", "progress=false", "device=cpu",
-             f"hydra.run.dir={tmp_path / 'runs' / name}"],
-            cwd=root, capture_output=True, text=True, timeout=300,
+        res = cli(
+            "method=jpeg", "task=compress", "dataset=folder", f"dataset.path={folder}",
+            "metrics.names=[psnr]", "progress=false", "device=cpu",
+            f"hydra.run.dir={tmp_path / 'runs' / name}",
         )  # fmt: skip
         assert res.returncode == 0, res.stderr[-2000:]
         lines = res.stdout.splitlines()

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from gsbench.codec import BitstreamError, Container, decode_bitstream, decode_container, encode_container
-from gsbench.data import DatasetError, ImageError, resolve_dataset
+from gsbench.data import DatasetError, ImageError, load_item, resolve_dataset
 from gsbench.data.stacks import load_stack, save_stack_pngs
 from gsbench.errors import UserError
 from gsbench.gaussians import RenderOptions, cholesky_to_cov, cov_radius, cov_to_conic, render_topk
@@ -21,10 +21,10 @@ from gsbench.gaussians.reference import dense_weights
 from gsbench.methods import FitContext, get_method
 from gsbench.methods.image_gs.codec import encode
 from gsbench.methods.image_gs.config import ImageGSConfig
-from gsbench.methods.image_gs.method import evaluate_stack
 from gsbench.methods.image_gs.model import gradient_magnitude, initial_model, sample_pixels
 from gsbench.methods.image_gs.schedule import plan_schedule
-from helpers import gsbench, random_gaussians
+from gsbench.runner import run_job
+from helpers import compose_config, gsbench, random_gaussians
 
 ROOT = Path(__file__).resolve().parents[1]
 F64 = torch.float64
@@ -343,14 +343,10 @@ def test_texture_stack_dataset_and_fit(tmp_path):
     assert [(g.name, g.start, g.channels) for g in groups] == [
         ("a_diffuse", 0, 3), ("b_normal", 3, 3), ("c_roughness", 6, 1)
     ]  # fmt: skip
-    method = get_method("image_gs", {}, {"iterations": 5})
-    out = evaluate_stack(method, items[0].path, 24, QUIET, compress=True)
-    assert out["channels"] == 7 and out["num_gaussians"] == 24
-    assert out["bpp_payload"] == pytest.approx(12 * 16 * 24 / (20 * 24))
-    assert out["bppc_payload"] == pytest.approx(out["bpp_payload"] / 7)
-    for key in ("psnr", "a_diffuse/psnr", "b_normal/ssim", "c_roughness/psnr", "c_roughness/ssim"):
-        assert np.isfinite(out["metrics"][key]), key
-    assert out["bpp"] > out["bpp_payload"]  # the file also holds a header and the ranges
+    loaded = load_item(items[0])
+    assert torch.equal(loaded.image, image) and list(loaded.groups) == groups
+    assert loaded.record_fields()["channel_groups"][2] == {"name": "c_roughness", "start": 6, "channels": 1}
+    assert loaded.loggable(image) is None  # a stack is no RGB picture for the image loggers
     names = save_stack_pngs(image, groups, tmp_path / "out", "brick")
     assert names == ["brick_a_diffuse.png", "brick_b_normal.png", "brick_c_roughness.png"]
     assert Image.open(tmp_path / "out" / names[2]).mode == "L"
@@ -358,8 +354,33 @@ def test_texture_stack_dataset_and_fit(tmp_path):
     Image.new("L", (5, 5)).save(tmp_path / "stacks" / "wood" / "d_small.png")
     with pytest.raises(ImageError, match="size"):
         load_stack(tmp_path / "stacks" / "wood")
+    with pytest.raises(ImageError, match="size"):
+        load_item(items[1])
     with pytest.raises(DatasetError):
         resolve_dataset({"name": "texture_stack", "path": str(tmp_path / "nope")}, None)
+
+
+def test_texture_stack_compress_through_the_runner(tmp_path):
+    """A stack goes through the job like an image: compressed, decoded, scored per channel group."""
+    make_stack(tmp_path / "stacks" / "brick")
+    cfg = compose_config(
+        "method=image_gs", "task=compress", "dataset=texture_stack", f"dataset.path={tmp_path / 'stacks'}",
+        "gaussians=24", "train.iterations=5", "device=cpu", "progress=false", "logger=none",
+        "task.fps_repeats=1", "task.fps_warmup=0", "metrics.names=[psnr,ssim]",
+    )  # fmt: skip
+    result = run_job(cfg, tmp_path / "out")
+    assert not result.failed
+    rec = json.loads((result.records_dir / "brick.json").read_text())
+    assert rec["status"] == "ok", rec.get("error")
+    assert sum(g["channels"] for g in rec["channel_groups"]) == 7 and rec["num_gaussians"] == 24
+    assert (rec["height"], rec["width"]) == (20, 24)
+    assert rec["bpp_payload"] == pytest.approx(12 * 16 * 24 / (20 * 24))
+    assert rec["method_info"]["bppc_payload"] == pytest.approx(rec["bpp_payload"] / 7)
+    for key in ("psnr", "a_diffuse/psnr", "b_normal/ssim", "c_roughness/psnr", "c_roughness/ssim"):
+        assert np.isfinite(rec["metrics"][key]), key
+    assert rec["bpp"] > rec["bpp_payload"]  # the file also holds a header and the ranges
+    assert rec["reconstruction"] == ["brick_a_diffuse.png", "brick_b_normal.png", "brick_c_roughness.png"]
+    assert Image.open(result.records_dir / rec["reconstruction"][2]).mode == "L"
 
 
 # --------------------------------------------------------------------------- command line

@@ -45,7 +45,6 @@ ALLOWED_VIOLATIONS: dict[tuple[str, str], str] = {
 MAX_LINES = 400
 # Files over MAX_LINES today; each entry may only go (when the file is split) or have its limit lowered.
 ALLOWED_LONG_FILES: dict[str, int] = {
-    "data/registry.py": 440,
 }
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, gsbench, make_folder
+from helpers import ROOT, cli, make_folder
 
 FAST = [
     "progress=false",
@@ -51,7 +51,7 @@ def job_dirs(sweep: Path) -> list[str]:
 def two_methods_two_budgets(sweep: Path, launcher: list[str], dataset: list[str]) -> list[dict]:
     """gi at 30 and 60 Gaussians, then jpeg at quality 10 and 40, into the same sweep dir."""
     for method in (GI, JPEG):
-        res = gsbench("-m", *method, *dataset, *FAST, *launcher, f"hydra.sweep.dir={sweep}", timeout=600)
+        res = cli("-m", *method, *dataset, *FAST, *launcher, f"hydra.sweep.dir={sweep}")
         assert res.returncode == 0, res.stderr[-3000:]
     return all_records(sweep)
 
@@ -88,7 +88,7 @@ def test_sweep_two_methods_two_budgets_two_kodak_images(launcher, kodak_dir, tmp
     assert len([j for j in jobs if j.startswith("jpeg_")]) == 2
     # the jpeg sweep again through the same launcher: every image is skipped, nothing is rewritten
     done = {key(r): r["finished_at"] for r in recs}
-    res = gsbench("-m", *JPEG, *dataset, *FAST, *launcher, f"hydra.sweep.dir={sweep}", timeout=600)
+    res = cli("-m", *JPEG, *dataset, *FAST, *launcher, f"hydra.sweep.dir={sweep}")
     assert res.returncode == 0, res.stderr[-3000:]
     assert {key(r): r["finished_at"] for r in all_records(sweep)} == done
 
@@ -127,7 +127,7 @@ def test_killed_sweep_resumes_without_lost_or_duplicated_records(tmp_path):
     assert 2 <= len(first) < 6, "the kill should land midway"
     assert all(r["status"] == "ok" for r in first)
     done = {key(r): r["finished_at"] for r in first}
-    res = gsbench(*args, timeout=600)
+    res = cli(*args)
     assert res.returncode == 0, res.stderr[-3000:]
     second = all_records(sweep)
     keys = [key(r) for r in second]
@@ -143,11 +143,11 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["-m", "method=jpeg", "task=compress", "dataset=folder", *FAST, "hydra/launcher=joblib"]
     args += ["hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"]
-    bad = gsbench(*args, "method.quality=10,101,40", f"dataset.path={folder}")
+    bad = cli(*args, "method.quality=10,101,40", f"dataset.path={folder}")
     assert bad.returncode == 2 and "method.quality=101 is invalid" in bad.stderr  # refused before any job
     assert not sweep.exists()
     # a missing folder: that job fails as a whole, the others go on; a broken image fails alone
-    res = gsbench(*args, "method.quality=10,40", f"dataset.path={folder},{tmp_path}/missing")
+    res = cli(*args, "method.quality=10,40", f"dataset.path={folder},{tmp_path}/missing")
     assert res.returncode == 1, res.stderr[-3000:]  # not every image of every job is ok
     assert "gsbench: 2 images failed" in res.stderr
     recs = all_records(sweep)
@@ -169,7 +169,7 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path):
 
 
 def test_slurm_launcher_config(tmp_path):
-    res = gsbench(
+    res = cli(
         "hydra/launcher=slurm",
         "hydra.launcher.partition=gpu",
         "hydra.launcher.timeout_min=90",

@@ -11,18 +11,15 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from PIL import Image
 from tqdm.auto import tqdm
 
-from ..data import ImageError, ImageItem, load_image, resolve_dataset
+from ..data import ImageError, ImageItem, load_item, resolve_dataset
 from ..data.identity import dataset_identity
 from ..data.images import MAX_PIXELS
-from ..data.stacks import is_stack, load_stack, save_stack_pngs, stack_info, stack_metrics
 from ..errors import UserError
 from ..gaussians.render import RenderOptions, resolve_backend
 from ..loggers import make_logger
 from ..methods import FitContext, get_method, methods_for_task
-from ..metrics import compute_metrics_with_notes
 from ..records import RECORD_VERSION, read_record, record_dir, should_skip, write_json_atomic
 from .provenance import config_hash, device_info, git_commit, versions
 from .summary import summary_table
@@ -161,13 +158,14 @@ class _Job:
 
 
 def _run_image(cfg, method, item: ImageItem, device, options, rdir: Path, logger) -> dict[str, Any]:
-    groups = None
+    """Load one dataset item, run the task on it, let the item score and save the result: its record part.
+
+    Plain images and texture stacks take the same path; what differs (per-group metrics, one PNG per
+    group, no image logging) is the loaded item's business (:class:`gsbench.data.LoadedItem`).
+    """
     max_pixels = int(OmegaConf.select(cfg, "limits.max_pixels", default=None) or MAX_PIXELS)
-    if is_stack(item.path):  # a texture stack: a folder of same-size images, concatenated along channels
-        image, groups, notes = load_stack(item.path, max_pixels=max_pixels)
-    else:
-        image, notes = load_image(item.path, max_pixels=max_pixels)
-    image = image.to(device)
+    loaded = load_item(item, max_pixels=max_pixels).to(device)
+    image = loaded.image
     ctx = FitContext(
         device=device,
         seed=int(cfg.seed),
@@ -183,35 +181,23 @@ def _run_image(cfg, method, item: ImageItem, device, options, rdir: Path, logger
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     out, recon = TASKS.get(str(cfg.task.name))(cfg, method, image, ctx, rdir / item.name)
-    if groups is None:
-        metrics, metric_notes = compute_metrics_with_notes(
-            image, recon, list(cfg.metrics.names), lpips_weights=cfg.metrics.lpips_weights
-        )
-    else:  # per channel group ("<file stem>/<metric>") plus PSNR over all channels
-        metrics, metric_notes = stack_metrics(
-            image, recon, groups, list(cfg.metrics.names), lpips_weights=cfg.metrics.lpips_weights
-        )
-        out["channel_groups"] = stack_info(groups)
+    metrics, metric_notes = loaded.score(
+        recon, list(cfg.metrics.names), lpips_weights=cfg.metrics.lpips_weights
+    )
+    out.update(loaded.record_fields())
     out.update(
         height=int(image.shape[1]),
         width=int(image.shape[2]),
         metrics=metrics,
-        notes=[*notes, *metric_notes, *out.get("notes", [])],
+        notes=[*loaded.notes, *metric_notes, *out.get("notes", [])],
         finished_at=time.time(),
     )
     if device.type == "cuda":
         out["peak_memory_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
-    if groups is not None:
-        if cfg.save_reconstructions:
-            out["reconstruction"] = save_stack_pngs(recon, groups, rdir, item.name)
-        return out
-    logger.log_images(item.name, image, recon)
+    if (pair := loaded.loggable(recon)) is not None:
+        logger.log_images(item.name, *pair)
     if cfg.save_reconstructions:
-        png = rdir / f"{item.name}.png"
-        rdir.mkdir(parents=True, exist_ok=True)
-        arr = (recon.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-        Image.fromarray(arr).save(png)
-        out["reconstruction"] = png.name
+        out["reconstruction"] = loaded.save_reconstruction(recon, rdir)
     return out
 
 

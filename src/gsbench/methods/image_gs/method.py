@@ -13,14 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from pytorch_msssim import ssim as ssim_fn
 
-from ...data.stacks import load_stack, stack_info, stack_metrics  # also registers dataset=texture_stack
 from ...gaussians import RenderOptions
 from ...gaussians.ssim_loss import ssim_loss  # pytorch_msssim's SSIM, with its blurs fast on a CPU
 from ..base import METHODS, Encoded, FitContext, Fitted, Method, psnr_from_mse
@@ -216,35 +214,3 @@ class ImageGS(Method):
             "psnr_quantised": psnr_quant,
         }
         return Encoded(data, n, self.bpp_payload(n, C, H, W), info, preview=decoded.render)
-
-
-def evaluate_stack(
-    method: ImageGS, folder: str | Path, budget: int, ctx: FitContext, *, compress: bool = False
-) -> dict[str, Any]:
-    """Fit (or compress and decode) a texture stack and score it per channel group.
-
-    The method-level path for texture stacks until the runner loads them (see
-    :mod:`gsbench.data.stacks`). Returns the groups, the metrics (``psnr`` over all channels and
-    ``<group>/<metric>``), the Gaussian count, ``bpp_payload`` / ``bppc_payload`` (per pixel of one layer,
-    and per channel, as the paper) and, when compressing, the file's ``bpp``.
-    """
-    image, groups, notes = load_stack(folder)
-    image = image.to(ctx.device)
-    _, h, w = image.shape
-    out: dict[str, Any] = {"groups": stack_info(groups), "channels": image.shape[0], "notes": notes}
-    if compress:
-        encoded = method.compress(image, budget, ctx)
-        recon = method.decode(encoded.data, ctx).render()
-        out["bpp"] = len(encoded.data) * 8 / (h * w)
-        n, info = encoded.num_gaussians, encoded.info
-    else:
-        fitted = method.fit(image, budget, ctx)
-        with torch.no_grad():
-            recon = fitted.render()
-        n, info = fitted.num_gaussians, fitted.info()
-    out["num_gaussians"] = n
-    out["bpp_payload"] = method.bpp_payload(n, image.shape[0], h, w)
-    out["bppc_payload"] = out["bpp_payload"] / image.shape[0]
-    out["metrics"], out["metric_notes"] = stack_metrics(image, recon, groups)
-    out["method_info"] = info
-    return out
