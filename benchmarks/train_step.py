@@ -5,7 +5,8 @@
     python benchmarks/train_step.py --backends torch triton --device cuda
 
 One step = the method's render + its loss + backward + its optimiser's step, on the method's own model
-(GaussianImage and GaussianImage++: L2 on the clamped render, Adan; Image-GS: top-K render, L1, Adam;
+(GaussianImage and GaussianImage++: L2 on the clamped render, Adan; Image-GS: top-K render, L1 + 0.1 (1 -
+SSIM), Adam;
 SGI: the seed MLPs decoding Gaussians, L2, Adam). Each runs at the initial Gaussian sizes and at grown
 ones (``--grow``: covariances x grow^2, the scale Gaussians reach during a fit), from the same seed for
 every backend. Also printed: the rasterizer alone (forward + backward) and its floor, the flops of the
@@ -76,8 +77,12 @@ def build(method: str, n: int, h: int, w: int, grow: float, options: RenderOptio
         def gaussians():
             return to_gaussians(model.values(), h, w, cfg.inverse_scale)
 
+        from gsbench.methods import get_method
+
+        method_obj = get_method("image_gs", {}, {"iterations": 1})
+
         def loss():
-            return F.l1_loss(model.render(options), target)
+            return method_obj.loss(model.render(options), target)  # L1 + 0.1 (1 - SSIM), as the fit
 
     elif method == "sgi":
         from gsbench.methods.base import FitContext
@@ -233,6 +238,29 @@ def main() -> None:
                 f"{rb:11.1f} {rc:11.1f} {rb / rc:7.1f}x {rc / floor:7.0f}x",
                 flush=True,
             )
+    if "image_gs" in args.methods:
+        ssim_line(h, w, dev, args.warmup, args.repeats, clock)
+
+
+def ssim_line(h: int, w: int, dev, warmup: int, repeats: int, clock) -> None:
+    """Image-GS's SSIM term (forward + backward) with pytorch_msssim's convolutions and with ours."""
+    from pytorch_msssim import ssim
+
+    from gsbench.gaussians.ssim_loss import ssim_loss
+
+    x, y = (torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(s)).to(dev) for s in (2, 3))
+
+    def timed(fn) -> float:
+        def step() -> None:
+            a = x.clone().requires_grad_()
+            fn(a, y).backward()
+
+        return median_ms(step, dev, warmup, repeats, clock)
+
+    ref = timed(lambda a, b: 1 - ssim(a, b, data_range=1.0, win_size=11))
+    ours = timed(lambda a, b: 1 - ssim_loss(a, b))
+    print(f"\nSSIM loss forward + backward: pytorch_msssim {ref:.1f} ms, gsbench {ours:.1f} ms", end="")
+    print(f" ({ref / ours:.1f}x)")
 
 
 if __name__ == "__main__":
