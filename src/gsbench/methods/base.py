@@ -104,6 +104,31 @@ class Fitted(ABC):
         return {}
 
 
+class ModelFitted(Fitted):
+    """A fit that is a model rendering itself with the options it was fitted with (``model.render(
+    options, *render_args)``, ``model.num_gaussians``, ``model.height``, ``model.width``); ``num_params``
+    counts the model's parameters. ``facts`` is what :meth:`info` reports."""
+
+    def __init__(self, model: Any, options: RenderOptions, facts: dict[str, Any], *render_args: Any) -> None:
+        self.model, self.options, self.facts, self.render_args = model, options, facts, render_args
+        self.height, self.width = model.height, model.width
+
+    @torch.no_grad()
+    def render(self) -> torch.Tensor:
+        return self.model.render(self.options, *self.render_args)
+
+    @property
+    def num_gaussians(self) -> int:
+        return self.model.num_gaussians
+
+    @property
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def info(self) -> dict[str, Any]:
+        return dict(self.facts)
+
+
 @dataclass
 class Encoded:
     """The output of :meth:`Method.compress`: a file's bytes and what the encoder knows about them.

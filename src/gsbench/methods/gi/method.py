@@ -12,7 +12,7 @@ import torch
 from pytorch_optimizer import Adan
 
 from ...gaussians import RenderOptions
-from ..base import METHODS, FitContext, Fitted, Method
+from ..base import METHODS, FitContext, Method, ModelFitted
 from ..loop import optimise
 from ..resume import fit_checkpoint
 from .config import GICodecConfig, GIConfig
@@ -21,28 +21,13 @@ from .model import VARIANTS, GaussianImageModel
 __all__ = ["VARIANTS", "GaussianImage", "GaussianImageFitted", "GaussianImageModel"]
 
 
-class GaussianImageFitted(Fitted):
-    """A fitted GaussianImage model plus the renderer options it was fitted with."""
+class GaussianImageFitted(ModelFitted):
+    """A fitted GaussianImage model plus the renderer options it was fitted with; ``info``: the variant,
+    the training log and, for a resumed fit, where it went on from."""
 
     def __init__(self, model: GaussianImageModel, options: RenderOptions, history: list[dict]) -> None:
-        self.model, self.options, self.history = model, options, history
-        self.height, self.width = model.height, model.width
-        self.resumed: dict = {}  # where a resumed fit went on from (empty: one uninterrupted run)
-
-    @torch.no_grad()
-    def render(self) -> torch.Tensor:
-        return self.model.render(self.options)
-
-    @property
-    def num_gaussians(self) -> int:
-        return self.model.num_gaussians
-
-    @property
-    def num_params(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
-
-    def info(self) -> dict:
-        return {"variant": self.model.variant, "history": self.history, **self.resumed}
+        super().__init__(model, options, {"variant": model.variant, "history": history})
+        self.history = history
 
 
 @METHODS.register("gi")
@@ -78,10 +63,9 @@ class GaussianImage(Method):
         )
         fitted = GaussianImageFitted(model, ctx.render, history)
         if checkpoint is not None and checkpoint.resumed_from:
-            fitted.resumed = {
-                "resumed_from_step": checkpoint.resumed_from,
-                "seconds_before_resume": checkpoint.seconds_before,
-            }
+            fitted.facts.update(
+                resumed_from_step=checkpoint.resumed_from, seconds_before_resume=checkpoint.seconds_before
+            )
         return fitted
 
     def compress(self, image: torch.Tensor, budget: int, ctx: FitContext):

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ...gaussians import RenderOptions
-from ..base import METHODS, FitContext, Fitted, Method
+from ..base import METHODS, FitContext, Method, ModelFitted
 from ..loop import optimise
 from ..resume import fit_checkpoint
 from .config import GIPPCodecConfig, GIPPConfig
@@ -34,8 +34,8 @@ from .model import GaussianImagePPModel
 from .train import GrowthTrainer
 
 
-class GaussianImagePPFitted(Fitted):
-    """A fitted GaussianImage++ model."""
+class GaussianImagePPFitted(ModelFitted):
+    """A fitted GaussianImage++ model, rendered with its radius clip (code variant) and clip rule."""
 
     def __init__(
         self,
@@ -45,24 +45,12 @@ class GaussianImagePPFitted(Fitted):
         info: dict,
         clip_rule: str = "official",
     ) -> None:
-        self.model, self.options, self.radius_clip, self._info = model, options, radius_clip, info
-        self.clip_rule = clip_rule
-        self.height, self.width = model.height, model.width
-
-    @torch.no_grad()
-    def render(self) -> torch.Tensor:
-        return self.model.render(self.options, self.radius_clip, self.clip_rule)
-
-    @property
-    def num_gaussians(self) -> int:
-        return self.model.num_gaussians
+        super().__init__(model, options, info, radius_clip, clip_rule)
+        self.radius_clip, self.clip_rule = radius_clip, clip_rule
 
     @property
     def num_params(self) -> int:
         return 8 * self.model.num_gaussians  # position 2 + covariance 3 + colour 3 (the filter is a buffer)
-
-    def info(self) -> dict:
-        return self._info
 
 
 def color_norm_for(config: GIPPConfig, task: str) -> bool:

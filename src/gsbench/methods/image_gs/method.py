@@ -19,13 +19,12 @@ import torch
 import torch.nn.functional as F
 from pytorch_msssim import ssim as ssim_fn
 
-from ...gaussians import RenderOptions
 from ...gaussians.ssim_loss import ssim_loss  # pytorch_msssim's SSIM, with its blurs fast on a CPU
-from ..base import METHODS, Encoded, FitContext, Fitted, Method, psnr_from_mse
+from ..base import METHODS, Encoded, FitContext, Method, ModelFitted, psnr_from_mse
 from ..loop import Every, Hook, TrainState, train
 from .codec import ImageGSDecoded, encode
 from .config import ImageGSConfig
-from .model import ImageGSModel, error_guided, initial_model
+from .model import error_guided, initial_model
 from .schedule import PlateauDecay, plan_schedule
 
 
@@ -33,27 +32,12 @@ def psnr_of(render: torch.Tensor, image: torch.Tensor) -> float:
     return psnr_from_mse(F.mse_loss(render.detach().clamp(0, 1), image).item())
 
 
-class ImageGSFitted(Fitted):
+class ImageGSFitted(ModelFitted):
     """A fitted Image-GS model, the renderer options it was fitted with, and its training facts."""
-
-    def __init__(self, model: ImageGSModel, options: RenderOptions, facts: dict[str, Any]) -> None:
-        self.model, self.options, self.facts = model, options, facts
-        self.height, self.width = model.height, model.width
-
-    @torch.no_grad()
-    def render(self) -> torch.Tensor:
-        return self.model.render(self.options)
-
-    @property
-    def num_gaussians(self) -> int:
-        return self.model.num_gaussians
 
     @property
     def num_params(self) -> int:
         return self.model.values(quantised=False).numel()
-
-    def info(self) -> dict[str, Any]:
-        return dict(self.facts)
 
 
 class Additions(Hook):
