@@ -12,7 +12,6 @@ whether a fit was reused (``fit.reused``) and from which file.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 
 from ..base import FitContext
+from ..resume import fingerprint
 from .model import GaussianImagePPModel, setattr_tensor
 
 TENSORS = ("means", "cov", "colors", "filter_var")
@@ -27,21 +27,18 @@ TENSORS = ("means", "cov", "colors", "filter_var")
 
 def fit_key(method, image: torch.Tensor, budget: int, ctx: FitContext, color_norm: bool) -> str:
     """24 hex digits identifying a fit of ``image`` ``[3, H, W]`` (see the module docstring)."""
-    pixels = hashlib.sha256(image.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()
     cfg = {k: v for k, v in method.cfg.items() if k != "color_norm"}
-    facts = {
-        "pixels": pixels,
-        "shape": list(image.shape),
-        "budget": int(budget),
-        "seed": int(ctx.seed),
-        "method": cfg,
-        "color_norm": bool(color_norm),
-        "iterations": int(method.train_cfg["iterations"]),
-        "render": dataclasses.asdict(ctx.render),
-        "device": torch.device(ctx.device).type,
-    }
-    blob = json.dumps(facts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:24]
+    return fingerprint(
+        image,
+        shape=list(image.shape),
+        budget=int(budget),
+        seed=int(ctx.seed),
+        method=cfg,
+        color_norm=bool(color_norm),
+        iterations=int(method.train_cfg["iterations"]),
+        render=dataclasses.asdict(ctx.render),
+        device=torch.device(ctx.device).type,
+    )
 
 
 def cache_path(method, key: str) -> Path | None:
